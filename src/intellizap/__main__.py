@@ -1,0 +1,3 @@
+from intellizap.cli import main
+
+main()

@@ -1,0 +1,152 @@
+"""The FastAPI application: routers, start-up and shut-down, and the error → HTTP mapping."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from intellizap import health
+from intellizap.db import migrate
+from intellizap.db.embedded import EmbeddedPostgres
+from intellizap.db.engine import Database, DatabaseUnavailable
+from intellizap.evolution.payloads import PayloadError
+from intellizap.ingest import endpoints as webhook
+from intellizap.ingest.auth import WebhookAuth
+from intellizap.ingest.errors import (
+    BodyTooLarge,
+    Flooded,
+    MalformedBody,
+    NotAuthenticated,
+    WebhookRejected,
+)
+from intellizap.ingest.flood import FloodGuard
+from intellizap.ingest.metrics import WEBHOOKS
+from intellizap.ingest.service import IngestService
+from intellizap.ingest.writer import MessageWriter
+from intellizap.logging import configure_logging, get_logger
+from intellizap.settings import Settings, check_for_production, get_settings
+from intellizap.tenants.directory import TenantDirectory
+
+log = get_logger(__name__)
+
+#: The one place where a refusal becomes a status code.
+STATUS_CODES: dict[type[Exception], int] = {
+    MalformedBody: 400,
+    NotAuthenticated: 401,
+    BodyTooLarge: 413,
+    PayloadError: 422,
+    Flooded: 429,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Roles:
+    """What this process runs besides the HTTP API."""
+
+    migrate: bool = False
+    """Apply migrations at start-up (all-in-one mode; replicas run ``intellizap migrate``)."""
+
+
+def start_database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
+    """The database URL to use, starting the embedded server when ``DATABASE_URL`` is unset."""
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value(), None
+    embedded = EmbeddedPostgres(settings.data_dir)
+    return embedded.start(), embedded
+
+
+def create_app(settings: Settings | None = None, roles: Roles | None = None) -> FastAPI:
+    """Build the application. Nothing connects until start-up (the lifespan)."""
+    settings = settings or get_settings()
+    roles = roles or Roles()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        check_for_production(settings)
+        configure_logging(
+            json=settings.is_production, level=settings.log_level, secrets=settings.secret_values()
+        )
+        url, embedded = await asyncio.to_thread(start_database, settings)
+        if roles.migrate or embedded is not None:
+            await asyncio.to_thread(migrate.upgrade, url)
+        database = Database(
+            url,
+            pool_size=settings.database_pool_size,
+            connect_timeout=settings.database_connect_timeout,
+        )
+        directory = TenantDirectory(database, ttl=settings.tenant_cache_seconds)
+        writer = MessageWriter(database)
+        writer.start()
+        app.state.settings = settings
+        app.state.database = database
+        app.state.embedded = embedded
+        app.state.schema_revision = migrate.head_revision()
+        app.state.webhook = webhook.WebhookDependencies(
+            auth=WebhookAuth(settings),
+            flood=FloodGuard(
+                rate=settings.webhook_rate_per_instance, burst=settings.webhook_burst_per_instance
+            ),
+            directory=directory,
+            service=IngestService(database, directory, writer),
+            max_bytes=settings.webhook_max_bytes,
+        )
+        if not settings.is_production and not WebhookAuth(settings).transport_configured:
+            log.warning("webhook authentication is off (development): set WEBHOOK_SECRET")
+        log.info("intellizap started", embedded_database=embedded is not None)
+        try:
+            yield
+        finally:
+            await writer.stop()
+            await database.dispose()
+
+    app = FastAPI(
+        title="IntelliZap backend",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.include_router(health.router)
+    app.include_router(webhook.router)
+    _install_error_handlers(app)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.middleware("http")
+    async def count_webhooks(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response = await call_next(request)
+        if request.url.path.startswith("/webhooks/"):
+            WEBHOOKS.labels(status=str(response.status_code)).inc()
+        return response
+
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def rejected(request: Request, exc: Exception) -> JSONResponse:
+        status = next(code for kind, code in STATUS_CODES.items() if isinstance(exc, kind))
+        log.info("webhook refused", status=status, reason=str(exc), path=request.url.path)
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable", path=request.url.path, error=str(exc))
+        return JSONResponse(
+            {"detail": "database temporarily unavailable; retry later"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": "invalid request"}, status_code=422)
+
+    app.add_exception_handler(WebhookRejected, rejected)
+    app.add_exception_handler(PayloadError, rejected)
+    app.add_exception_handler(DatabaseUnavailable, unavailable)
+    app.add_exception_handler(RequestValidationError, invalid_request)

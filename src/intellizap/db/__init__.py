@@ -1,0 +1,1 @@
+"""Database access: the engine, the embedded server, the ORM models and the migrations."""

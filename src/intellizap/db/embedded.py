@@ -1,0 +1,53 @@
+"""The embedded PostgreSQL used when ``DATABASE_URL`` is unset (laptops, tests, small installs).
+
+pgserver ships a PostgreSQL 16 server in a wheel; it listens on a Unix socket inside the data
+directory only, so nothing on the network can reach it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pgserver._commands as pg_commands
+from pgserver.postgres_server import PostgresServer, get_server
+
+_log = logging.getLogger(__name__)
+
+os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")  # noqa: S108 - pgserver's lock directory
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server whose data lives in ``data_dir / "pgdata"``."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.pgdata = (data_dir / "pgdata").resolve()
+        self._server: PostgresServer | None = None
+
+    def start(self) -> str:
+        """Start the server (or attach to the one already running) and return its URL."""
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        # cleanup_mode="stop": the server stops when the last process using it exits.
+        server = get_server(self.pgdata, cleanup_mode="stop")
+        self._server = server
+        url: str = server.get_uri()
+        _log.info("embedded PostgreSQL running with data in %s", self.pgdata)
+        return url
+
+    def stop(self) -> None:
+        """Stop the server now (tests use this to simulate a database outage)."""
+        server = self._server
+        if server is None:
+            return
+        # pg_ctl is generated at import time, so the type checker cannot see it.
+        stop = pg_commands.pg_ctl  # type: ignore[attr-defined]
+        stop(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=server.system_user)
+
+    def restart(self) -> None:
+        """Start the server again after :meth:`stop`, with the same socket and data."""
+        server = self._server
+        if server is None:
+            raise RuntimeError("the embedded database was never started")
+        with server._lock:
+            server.ensure_postgres_running()

@@ -1,0 +1,1 @@
+"""The WhatsApp gateway: webhook payloads, the REST client and its errors."""

@@ -1,0 +1,262 @@
+"""Async HTTP client of the Evolution API (the WhatsApp gateway).
+
+One client per process, with a connection pool. Network errors and 5xx are retried here with
+backoff; 4xx become the specific errors of :mod:`intellizap.evolution.errors`. The ``apikey``
+header is the tenant's own instance token when known, else the global ``EVOLUTION_API_KEY``.
+Bodies follow ``reference.md`` §4 for v2 (default) and v1 (``EVOLUTION_API_VERSION=1``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import quote
+
+import httpx
+
+from intellizap.evolution.errors import (
+    BadRequest,
+    EvolutionError,
+    EvolutionUnavailable,
+    InstanceNotFound,
+    NotAuthorized,
+    NotOnWhatsApp,
+)
+from intellizap.logging import get_logger
+
+log = get_logger(__name__)
+
+_RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """The message a reply quotes. ``message`` is the WhatsApp content shown in the quote."""
+
+    message_id: str
+    chat_jid: str
+    from_me: bool = False
+    participant: str | None = None
+    message: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFile:
+    data_base64: str
+    mimetype: str | None
+    file_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMetadata:
+    jid: str
+    subject: str | None
+
+
+class EvolutionClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None,
+        api_version: Literal[1, 2] = 2,
+        timeout: float = 30.0,
+        attempts: int = 3,
+        backoff: float = 0.5,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._api_key = api_key
+        self._api_version = api_version
+        self._attempts = attempts
+        self._backoff = backoff
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- calls -------------------------------------------------------------------------------
+
+    async def send_text(
+        self,
+        instance: str,
+        *,
+        number: str,
+        text: str,
+        quote: Quote | None = None,
+        token: str | None = None,
+    ) -> str | None:
+        """Send ``text`` to ``number`` (a phone number or a group JID); return the new message id."""
+        body: dict[str, Any]
+        quoted = _quoted_body(quote) if quote else None
+        if self._api_version == 1:
+            options: dict[str, Any] = {"delay": 0, "presence": "composing", "linkPreview": False}
+            if quoted:
+                options["quoted"] = quoted
+            body = {"number": number, "options": options, "textMessage": {"text": text}}
+        else:
+            body = {"number": number, "text": text, "linkPreview": False}
+            if quoted:
+                body["quoted"] = quoted
+        response = await self._request(
+            "POST", f"/message/sendText/{_path(instance)}", token, json=body
+        )
+        key = response.get("key") if isinstance(response, dict) else None
+        message_id = key.get("id") if isinstance(key, dict) else None
+        return message_id if isinstance(message_id, str) else None
+
+    async def get_media_base64(
+        self,
+        instance: str,
+        *,
+        key: dict[str, Any],
+        message: dict[str, Any],
+        token: str | None = None,
+    ) -> MediaFile:
+        """Download and decrypt a media message. The whole stored message is sent, not only its
+        id, so this works also when Evolution keeps no database of messages."""
+        response = await self._request(
+            "POST",
+            f"/chat/getBase64FromMediaMessage/{_path(instance)}",
+            token,
+            json={"message": {"key": key, "message": message}, "convertToMp4": False},
+        )
+        if not isinstance(response, dict) or not isinstance(response.get("base64"), str):
+            raise BadRequest("Evolution returned no media for this message")
+        mimetype = response.get("mimetype")
+        file_name = response.get("fileName")
+        return MediaFile(
+            data_base64=response["base64"],
+            mimetype=mimetype if isinstance(mimetype, str) else None,
+            file_name=file_name if isinstance(file_name, str) else None,
+        )
+
+    async def fetch_all_groups(
+        self, instance: str, *, token: str | None = None
+    ) -> list[GroupMetadata]:
+        """Every group the instance's number is in (without participants: much faster)."""
+        response = await self._request(
+            "GET",
+            f"/group/fetchAllGroups/{_path(instance)}",
+            token,
+            params={"getParticipants": "false"},
+        )
+        if not isinstance(response, list):
+            raise BadRequest("Evolution's fetchAllGroups did not return a list")
+        return [group for item in response if (group := _group(item)) is not None]
+
+    async def find_group_info(
+        self, instance: str, group_jid: str, *, token: str | None = None
+    ) -> GroupMetadata:
+        response = await self._request(
+            "GET", f"/group/findGroupInfos/{_path(instance)}", token, params={"groupJid": group_jid}
+        )
+        group = _group(response)
+        if group is None:
+            raise BadRequest(f"Evolution returned no information for group {group_jid}")
+        return group
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    async def _request(self, method: str, path: str, token: str | None, **kwargs: Any) -> Any:
+        api_key = token or self._api_key
+        headers = {"apikey": api_key} if api_key else {}
+        for attempt in range(1, self._attempts + 1):
+            try:
+                response = await self._http.request(method, path, headers=headers, **kwargs)
+            except httpx.TransportError as exc:
+                if attempt == self._attempts:
+                    raise EvolutionUnavailable(
+                        f"Evolution API unreachable: {type(exc).__name__}"
+                    ) from exc
+                await self._sleep(attempt)
+                continue
+            if response.status_code in _RETRYABLE_STATUS and attempt < self._attempts:
+                log.info("Evolution answered %s, retrying", response.status_code, path=path)
+                await self._sleep(attempt, response.headers.get("retry-after"))
+                continue
+            return _result(response, path)
+        raise AssertionError("unreachable")
+
+    async def _sleep(self, attempt: int, retry_after: str | None = None) -> None:
+        delay = self._backoff * 2 ** (attempt - 1) * (1 + random.random() / 4)  # noqa: S311
+        if retry_after and retry_after.isdigit():
+            delay = max(delay, min(float(retry_after), 30.0))
+        await asyncio.sleep(delay)
+
+
+def _path(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _quoted_body(quote: Quote) -> dict[str, Any]:
+    key: dict[str, Any] = {
+        "id": quote.message_id,
+        "remoteJid": quote.chat_jid,
+        "fromMe": quote.from_me,
+    }
+    if quote.participant:
+        key["participant"] = quote.participant
+    body: dict[str, Any] = {"key": key}
+    if quote.message:
+        body["message"] = quote.message
+    return body
+
+
+def _group(item: Any) -> GroupMetadata | None:
+    if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+        return None
+    if not item["id"].endswith("@g.us"):
+        return None
+    subject = item.get("subject")
+    return GroupMetadata(
+        jid=item["id"], subject=subject if isinstance(subject, str) and subject else None
+    )
+
+
+def _result(response: httpx.Response, path: str) -> Any:
+    status = response.status_code
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if status < 400:
+        return body
+    detail = _error_detail(body)
+    if status >= 500 or status in _RETRYABLE_STATUS:
+        raise EvolutionUnavailable(f"Evolution API error {status} on {path}: {detail}")
+    if status in (401, 403):
+        raise NotAuthorized(f"Evolution refused the API key ({status}) on {path}")
+    if status == 404:
+        raise InstanceNotFound(f"Evolution instance not found: {detail}")
+    if status == 400 and _not_on_whatsapp(body):
+        raise NotOnWhatsApp(f"not on WhatsApp: {detail}")
+    raise BadRequest(f"Evolution API rejected the request ({status}): {detail}")
+
+
+def _error_detail(body: Any) -> str:
+    if isinstance(body, dict):
+        response = body.get("response")
+        if isinstance(response, dict) and "message" in response:
+            return str(response["message"])[:300]
+        if "message" in body:
+            return str(body["message"])[:300]
+    return "no details"
+
+
+def _not_on_whatsapp(body: Any) -> bool:
+    if not isinstance(body, dict) or not isinstance(body.get("response"), dict):
+        return False
+    messages = body["response"].get("message")
+    return isinstance(messages, list) and any(
+        isinstance(item, dict) and item.get("exists") is False for item in messages
+    )
+
+
+__all__ = ["EvolutionClient", "EvolutionError", "GroupMetadata", "MediaFile", "Quote"]

@@ -1,0 +1,1 @@
+"""Webhook ingest: Evolution's events in, group messages stored once."""

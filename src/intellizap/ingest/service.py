@@ -1,0 +1,164 @@
+"""What a webhook does to the database: store, edit and delete group messages of enabled groups.
+
+Read top to bottom it is the product rule: only groups (``…@g.us``) the tenant enabled are kept,
+within the tenant's ``max_grupos``; a group seen for the first time is recorded as inactive so
+the frontend can offer it; everything else is acknowledged and dropped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import structlog
+
+from intellizap.db.engine import Database
+from intellizap.evolution.payloads import (
+    ChatMessage,
+    ConnectionChanged,
+    Envelope,
+    Event,
+    GroupsSeen,
+    Ignored,
+    MessageDeleted,
+    MessageEdited,
+    Reaction,
+)
+from intellizap.ingest.changes import record_change
+from intellizap.ingest.metrics import EVENTS
+from intellizap.ingest.writer import MessageWriter, NewMessage, WriteResult
+from intellizap.logging import get_logger
+from intellizap.tenants.directory import GroupInfo, TenantDirectory, TenantInfo
+
+log = get_logger(__name__)
+
+GROUP_SUFFIX = "@g.us"
+
+
+@dataclass(slots=True)
+class IngestReport:
+    """What happened to each event of one webhook, by outcome (for the response and metrics)."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+    def add(self, outcome: str) -> None:
+        self.outcomes[outcome] += 1
+        EVENTS.labels(outcome=outcome).inc()
+
+
+class IngestService:
+    def __init__(self, database: Database, directory: TenantDirectory, writer: MessageWriter):
+        self._database = database
+        self._directory = directory
+        self._writer = writer
+
+    async def ingest(
+        self, envelope: Envelope, tenant: TenantInfo | None, events: list[Event]
+    ) -> IngestReport:
+        """Apply every event of one webhook. Raises ``DatabaseUnavailable`` (→ 503) when the
+        database cannot be reached, so Evolution retries: nothing is acknowledged unstored."""
+        report = IngestReport()
+        if tenant is None:
+            log.info("webhook for an unknown instance ignored", instancia=envelope.instance)
+            report.add("unknown_instance")
+            return report
+        structlog.contextvars.bind_contextvars(usuario_id=str(tenant.id), instancia=tenant.instance)
+        try:
+            for event in events:
+                report.add(await self._apply(tenant, event))
+        finally:
+            structlog.contextvars.unbind_contextvars("usuario_id", "instancia", "grupo_id")
+        return report
+
+    async def _apply(self, tenant: TenantInfo, event: Event) -> str:
+        match event:
+            case ChatMessage():
+                group = await self._ingested_group(tenant, event.chat_jid)
+                if group is None:
+                    return "ignored"
+                result = await self._store(group, event)
+                return "stored" if result.stored else "duplicate"
+            case MessageEdited():
+                group = await self._ingested_group(tenant, event.chat_jid)
+                if group is None:
+                    return "ignored"
+                await record_change(
+                    self._database,
+                    group_id=group.id,
+                    external_id=event.message_id,
+                    text=_clean(event.text),
+                    edited_at=event.edited_at,
+                )
+                log.info("message edited", id_externo=event.message_id)
+                return "edited"
+            case MessageDeleted():
+                group = await self._ingested_group(tenant, event.chat_jid)
+                if group is None:
+                    return "ignored"
+                await record_change(
+                    self._database,
+                    group_id=group.id,
+                    external_id=event.message_id,
+                    deleted_at=event.deleted_at,
+                )
+                log.info("message deleted", id_externo=event.message_id)
+                return "deleted"
+            case Reaction():
+                # Reactions are not chat lines: counted, never stored.
+                return "reaction"
+            case GroupsSeen():
+                for jid, name in event.groups:
+                    await self._directory.register_group(tenant, jid, name)
+                return "groups"
+            case ConnectionChanged():
+                log.info("instance connection changed", state=event.state)
+                return "connection"
+            case Ignored():
+                return "ignored"
+        raise AssertionError(f"unhandled event {event!r}")
+
+    async def _ingested_group(self, tenant: TenantInfo, chat_jid: str) -> GroupInfo | None:
+        """The group if its messages are to be kept; None (with the reason logged) otherwise."""
+        if not chat_jid.endswith(GROUP_SUFFIX):
+            return None  # private chats, statuses, newsletters, broadcast lists
+        group = tenant.groups.get(chat_jid)
+        if group is None:
+            await self._directory.register_group(tenant, chat_jid)
+            log.info("new group recorded as inactive", grupo=chat_jid)
+            return None
+        if not group.active:
+            return None
+        if not group.within_limit:
+            log.warning(
+                "group over the tenant's max_grupos: message not stored",
+                grupo_id=str(group.id),
+                max_grupos=tenant.max_groups,
+            )
+            return None
+        structlog.contextvars.bind_contextvars(grupo_id=str(group.id))
+        return group
+
+    async def _store(self, group: GroupInfo, message: ChatMessage) -> WriteResult:
+        result = await self._writer.write(
+            NewMessage(
+                group_id=group.id,
+                external_id=message.message_id,
+                text=_clean(message.text),
+                author_name=_clean(message.author_name),
+                author_number=_clean(message.author_number),
+                sent_at=message.sent_at,
+                kind=message.kind,
+                from_me=message.from_me,
+            )
+        )
+        log.debug(
+            "message stored" if result.stored else "duplicate message acknowledged",
+            id_externo=message.message_id,
+            tipo=message.kind,
+        )
+        return result
+
+
+def _clean(value: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL characters."""
+    return value.replace("\x00", "") if value else value

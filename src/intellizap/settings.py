@@ -1,0 +1,174 @@
+"""The one settings object. Nothing else in the code base reads ``os.environ``.
+
+Every value has a safe development default; ``ENV=production`` refuses values that would be
+unsafe there (see :meth:`Settings.production_problems`).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_MIN_SECRET_LENGTH = 16
+
+
+class Settings(BaseSettings):
+    """Configuration from the environment and an optional ``.env`` file."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # -- application --------------------------------------------------------------------------
+    env: Literal["development", "production"] = "development"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+    # -- database -----------------------------------------------------------------------------
+    database_url: SecretStr | None = None
+    """Unset: an embedded PostgreSQL under ``data_dir``. On Supabase: the session pooler
+    (port 5432) or the direct connection string; not the transaction pooler (port 6543)."""
+    data_dir: Path = Path(".intellizap")
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_connect_timeout: float = Field(default=5.0, gt=0)
+
+    # -- Supabase (the frontend's project; the backend talks to its database directly) ---------
+    supabase_url: str | None = None
+    supabase_service_key: SecretStr | None = None
+    supabase_jwt_secret: SecretStr | None = None
+
+    # -- webhook --------------------------------------------------------------------------------
+    webhook_secret: SecretStr | None = None
+    webhook_jwt_key: SecretStr | None = None
+    webhook_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    webhook_rate_per_instance: float = Field(
+        default=200.0, gt=0, description="sustained webhook requests per second per instance"
+    )
+    webhook_burst_per_instance: int = Field(default=2000, ge=1)
+    tenant_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=10,
+        description="how stale tenant/group configuration may be (the frontend writes it directly)",
+    )
+
+    # -- Evolution API --------------------------------------------------------------------------
+    evolution_api_url: str = "http://127.0.0.1:8080"
+    evolution_api_key: SecretStr | None = None
+    evolution_api_version: Literal[1, 2] = 2
+
+    # -- OpenAI-compatible LLM and Whisper ------------------------------------------------------
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
+    summary_model: str = "gpt-4o-mini"
+    transcription_model: str = "whisper-1"
+
+    # -- product defaults -----------------------------------------------------------------------
+    default_timezone: str = "America/Sao_Paulo"
+    retention_days: int = Field(default=30, ge=1)
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r} (e.g. America/Sao_Paulo)") from exc
+        return value
+
+    @field_validator("evolution_api_url", "openai_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"must be an http(s) URL, got {value!r}")
+        return value.rstrip("/")
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return self.database_url is None
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, for the log redaction step."""
+        secrets = [
+            value.get_secret_value()
+            for value in (
+                self.webhook_secret,
+                self.webhook_jwt_key,
+                self.evolution_api_key,
+                self.openai_api_key,
+                self.supabase_service_key,
+                self.supabase_jwt_secret,
+            )
+            if value is not None
+        ]
+        if self.database_url is not None:
+            password = urlsplit(self.database_url.get_secret_value()).password
+            if password:
+                secrets.append(password)
+        return secrets
+
+    def production_problems(self) -> list[str]:
+        """What makes this configuration unsafe for production, each with what to set."""
+        if not self.is_production:
+            return []
+        problems: list[str] = []
+        if self.webhook_secret is None and self.webhook_jwt_key is None:
+            problems.append(
+                "webhook authentication is off: set WEBHOOK_SECRET (sent by Evolution in the "
+                "X-Webhook-Secret header) and/or WEBHOOK_JWT_KEY (Evolution >= 2.3 jwt_key)"
+            )
+        for name, value in (
+            ("WEBHOOK_SECRET", self.webhook_secret),
+            ("WEBHOOK_JWT_KEY", self.webhook_jwt_key),
+        ):
+            if value is not None and len(value.get_secret_value()) < _MIN_SECRET_LENGTH:
+                problems.append(
+                    f"{name} is too short: use at least {_MIN_SECRET_LENGTH} random characters "
+                    "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+                )
+        if self.database_url is None:
+            problems.append(
+                "DATABASE_URL is not set: production never uses the embedded database; set it to "
+                "your Supabase session-pooler or direct connection string"
+            )
+        elif urlsplit(self.database_url.get_secret_value()).port == 6543:
+            problems.append(
+                "DATABASE_URL points at Supabase's transaction pooler (port 6543), which breaks "
+                "LISTEN/NOTIFY and prepared statements: use the session pooler (port 5432) or the "
+                "direct connection string"
+            )
+        if self.openai_base_url.startswith("http://") and "127.0.0.1" not in self.openai_base_url:
+            problems.append("OPENAI_BASE_URL must use https in production")
+        if self.log_level == "DEBUG":
+            problems.append("LOG_LEVEL=DEBUG is not allowed in production: use INFO or WARNING")
+        return problems
+
+
+class ConfigurationError(RuntimeError):
+    """The configuration cannot be used; the message says what to set."""
+
+
+def check_for_production(settings: Settings) -> None:
+    """Raise :class:`ConfigurationError` listing every unsafe production setting."""
+    problems = settings.production_problems()
+    if problems:
+        listing = "\n".join(f"  - {problem}" for problem in problems)
+        raise ConfigurationError(f"refusing to start with ENV=production:\n{listing}")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,634 @@
+"""The Alembic migrations on an empty database, on the frontend's legacy Supabase tables, and
+with Supabase's ``auth`` schema (row-level security per user)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import errors
+from psycopg.types.json import Jsonb
+
+from intellizap.db import migrate
+from intellizap.db.models import Base
+
+from .conftest import OWNER_ROLE, MigrationDatabase
+
+NewDatabase = Callable[..., MigrationDatabase]
+
+OUR_TABLES = ("usuarios", "grupos", "mensagens", "resumos", "uso_tokens", "alteracoes_pendentes")
+PER_USER_TABLES = ("usuarios", "grupos", "mensagens", "resumos", "uso_tokens")
+QUEUE_TABLES = (
+    "procrastinate_workers",
+    "procrastinate_jobs",
+    "procrastinate_periodic_defers",
+    "procrastinate_events",
+)
+UNIQUE_INDEXES = {
+    "usuarios_instancia_key": "usuarios",
+    "grupos_usuario_id_grupo_id_externo_key": "grupos",
+    "mensagens_grupo_id_id_externo_key": "mensagens",
+    "resumos_agendado_grupo_id_data_referencia_key": "resumos",
+}
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def columns(conn: psycopg.Connection[Any], table: str) -> dict[str, tuple[str, str, str | None]]:
+    """column name -> (data_type, udt_name, column_default) for ``public.table``."""
+    rows = conn.execute(
+        "SELECT column_name, data_type, udt_name, column_default FROM information_schema.columns"
+        " WHERE table_schema = 'public' AND table_name = %s",
+        (table,),
+    ).fetchall()
+    return {name: (data_type, udt, default) for name, data_type, udt, default in rows}
+
+
+def missing_model_columns(conn: psycopg.Connection[Any]) -> list[str]:
+    """``table.column`` of every column mapped in models.py that the database lacks."""
+    missing = []
+    for table in Base.metadata.sorted_tables:
+        existing = columns(conn, table.name)
+        missing += [f"{table.name}.{c.name}" for c in table.columns if c.name not in existing]
+    return missing
+
+
+def schema_snapshot(conn: psycopg.Connection[Any]) -> dict[str, list[tuple[Any, ...]]]:
+    """Everything a migration could change, in a comparable form."""
+    queries = {
+        "columns": "SELECT table_name, column_name, data_type, udt_name, column_default,"
+        " is_nullable FROM information_schema.columns WHERE table_schema = 'public'",
+        "indexes": "SELECT tablename, indexname, indexdef FROM pg_indexes"
+        " WHERE schemaname = 'public'",
+        "constraints": "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid)"
+        " FROM pg_constraint WHERE connamespace = 'public'::regnamespace",
+        "policies": "SELECT tablename, policyname, cmd, qual, with_check FROM pg_policies",
+        "rls": "SELECT relname, relrowsecurity FROM pg_class"
+        " WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'",
+        "types": "SELECT typname FROM pg_type WHERE typnamespace = 'public'::regnamespace",
+    }
+    return {key: sorted(conn.execute(sql).fetchall()) for key, sql in queries.items()}
+
+
+def rls_enabled(conn: psycopg.Connection[Any], table: str) -> bool:
+    row = conn.execute(
+        "SELECT relrowsecurity FROM pg_class WHERE oid = to_regclass(%s)", (f"public.{table}",)
+    ).fetchone()
+    assert row is not None, f"{table} does not exist"
+    return bool(row[0])
+
+
+def policies(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:
+    return sorted(
+        conn.execute("SELECT tablename, policyname FROM pg_policies WHERE schemaname = 'public'")
+    )
+
+
+def ids(conn: psycopg.Connection[Any], table: str, column: str = "id") -> set[Any]:
+    return {row[0] for row in conn.execute(f'SELECT "{column}" FROM {table}')}  # noqa: S608
+
+
+@contextmanager
+def as_supabase_user(
+    admin_url: str, auth_id: uuid.UUID | None
+) -> Iterator[psycopg.Connection[Any]]:
+    """A transaction as PostgREST runs a request: role ``authenticated``, the JWT's subject set
+    (``auth_id=None``: a request whose JWT has no subject). Rolled back at the end."""
+    with psycopg.connect(admin_url) as conn:
+        conn.execute("SET LOCAL ROLE authenticated")
+        if auth_id is not None:
+            conn.execute("SELECT set_config('request.jwt.claim.sub', %s, true)", (str(auth_id),))
+        yield conn
+        conn.rollback()
+
+
+def grant_to_authenticated(admin_url: str) -> None:
+    """What Supabase grants the API roles on the public schema."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute("GRANT USAGE ON SCHEMA public, auth TO authenticated")
+        conn.execute(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO authenticated"
+        )
+        conn.execute("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO authenticated")
+
+
+def insert_tenant(conn: psycopg.Connection[Any], auth_id: uuid.UUID, label: str) -> dict[str, Any]:
+    """A tenant with a group, two messages, a summary, a token usage row and a pending change."""
+    user_id = conn.execute(
+        "INSERT INTO usuarios (auth_id, instancia) VALUES (%s, %s) RETURNING id",
+        (auth_id, f"inst-{label}"),
+    ).fetchone()[0]  # type: ignore[index]
+    group_id = conn.execute(
+        "INSERT INTO grupos (grupo_id_externo, usuario_id, ativo) VALUES (%s, %s, true)"
+        " RETURNING id",
+        (f"{label}@g.us", user_id),
+    ).fetchone()[0]  # type: ignore[index]
+    message_ids = [
+        conn.execute(
+            "INSERT INTO mensagens (grupo_id, mensagem, id_externo, data_mensagem)"
+            " VALUES (%s, %s, %s, now()) RETURNING id",
+            (group_id, f"hello from {label} #{n}", f"{label}-msg-{n}"),
+        ).fetchone()[0]  # type: ignore[index]
+        for n in range(2)
+    ]
+    summary_id = conn.execute(
+        "INSERT INTO resumos (grupo_id, usuario_id, conteudo, status)"
+        " VALUES (%s, %s, %s, 'enviado') RETURNING id",
+        (group_id, user_id, f"summary of {label}"),
+    ).fetchone()[0]  # type: ignore[index]
+    usage_id = conn.execute(
+        "INSERT INTO uso_tokens (usuario_id, tipo, modelo, chave, tokens_entrada, resumo_id)"
+        " VALUES (%s, 'resumo', 'gpt-4o-mini', 'sistema', 100, %s) RETURNING id",
+        (user_id, summary_id),
+    ).fetchone()[0]  # type: ignore[index]
+    conn.execute(
+        "INSERT INTO alteracoes_pendentes (grupo_id, id_externo, mensagem) VALUES (%s, %s, 'x')",
+        (group_id, f"{label}-early-edit"),
+    )
+    return {
+        "user": user_id,
+        "group": group_id,
+        "messages": set(message_ids),
+        "summary": summary_id,
+        "usage": usage_id,
+    }
+
+
+# -- empty database --------------------------------------------------------------------------
+
+
+def test_upgrade_on_an_empty_database_creates_the_whole_schema(new_database: NewDatabase) -> None:
+    database = new_database()
+    assert migrate.current_revision(database.url) is None
+
+    migrate.upgrade(database.url)
+
+    assert migrate.current_revision(database.url) == migrate.head_revision()
+    with psycopg.connect(database.url) as conn:
+        assert missing_model_columns(conn) == []
+        for table in QUEUE_TABLES:
+            assert conn.execute("SELECT to_regclass(%s)", (table,)).fetchone() == (table,)
+        # A fresh database gets the backend's own types.
+        assert columns(conn, "mensagens")["data_mensagem"][0] == "timestamp with time zone"
+        assert columns(conn, "resumos")["status"][:2] == ("USER-DEFINED", "status_resumo")
+        indexes: dict[str, str] = dict(
+            conn.execute("SELECT indexname, tablename FROM pg_indexes WHERE schemaname = 'public'")
+        )
+        for index, table in UNIQUE_INDEXES.items():
+            assert indexes.get(index) == table
+
+
+def test_upgrade_twice_on_an_empty_database_changes_nothing(new_database: NewDatabase) -> None:
+    database = new_database()
+    migrate.upgrade(database.url)
+    with psycopg.connect(database.url) as conn:
+        before = schema_snapshot(conn)
+
+    migrate.upgrade(database.url)
+
+    assert migrate.current_revision(database.url) == migrate.head_revision()
+    with psycopg.connect(database.url) as conn:
+        assert schema_snapshot(conn) == before
+
+
+def test_replaying_every_migration_over_an_existing_schema_changes_nothing(
+    new_database: NewDatabase,
+) -> None:
+    """The migrations are idempotent statement by statement, not only through alembic_version."""
+    database = new_database()
+    migrate.upgrade(database.url)
+    with psycopg.connect(database.url, autocommit=True) as conn:
+        before = schema_snapshot(conn)
+        conn.execute("DROP TABLE alembic_version")
+
+    migrate.upgrade(database.url)
+
+    with psycopg.connect(database.url) as conn:
+        after = schema_snapshot(conn)
+    assert after == before
+
+
+# -- legacy Supabase database ----------------------------------------------------------------
+
+USER_ID = uuid.UUID("11111111-1111-4111-8111-111111111111")
+AUTH_ID = uuid.UUID("aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa")
+GROUP_IDS = (
+    uuid.UUID("22222222-2222-4222-8222-222222222221"),
+    uuid.UUID("22222222-2222-4222-8222-222222222222"),
+)
+MESSAGE_IDS = tuple(uuid.UUID(f"33333333-3333-4333-8333-33333333333{n}") for n in range(4))
+SUMMARY_ID = uuid.UUID("44444444-4444-4444-8444-444444444444")
+
+LEGACY_COLUMNS = {
+    "usuarios": 'id, auth_id, instancia, "horaResumo", transcricao_ativa, "key-openai", tokens_mes',
+    "grupos": "id, grupo_id_externo, usuario_id, ativo, resumo_ativo, transcricao_ativa",
+    "mensagens": 'id, grupo_id, mensagem, "nome-autor", "numero-autor", data_mensagem',
+    "resumos": "id, grupo_id, usuario_id, conteudo, total_mensagens, status::text, data_envio",
+}
+
+LEGACY_TYPES = {
+    ("usuarios", "id"): "uuid",
+    ("usuarios", "auth_id"): "uuid",
+    ("usuarios", "instancia"): "character varying",
+    ("usuarios", "horaResumo"): "character varying",
+    ("usuarios", "transcricao_ativa"): "boolean",
+    ("usuarios", "key-openai"): "character varying",
+    ("usuarios", "tokens_mes"): "integer",
+    ("grupos", "grupo_id_externo"): "character varying",
+    ("grupos", "usuario_id"): "uuid",
+    ("grupos", "ativo"): "boolean",
+    ("mensagens", "mensagem"): "text",
+    ("mensagens", "nome-autor"): "character varying",
+    ("mensagens", "numero-autor"): "character varying",
+    ("mensagens", "data_mensagem"): "timestamp without time zone",
+    ("resumos", "conteudo"): "text",
+    ("resumos", "total_mensagens"): "integer",
+    ("resumos", "status"): "USER-DEFINED",
+    ("resumos", "data_envio"): "timestamp without time zone",
+}
+
+
+def insert_legacy_rows(url: str) -> None:
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            'INSERT INTO usuarios (id, auth_id, instancia, "horaResumo", transcricao_ativa,'
+            ' "key-openai", tokens_mes) VALUES (%s, %s, %s, %s, %s, %s, %s)',
+            (USER_ID, AUTH_ID, "loja-centro", "21:00", True, "sk-legacy-key", 50000),
+        )
+        for n, group_id in enumerate(GROUP_IDS):
+            conn.execute(
+                "INSERT INTO grupos (id, grupo_id_externo, usuario_id, ativo, resumo_ativo,"
+                " transcricao_ativa) VALUES (%s, %s, %s, %s, %s, %s)",
+                (group_id, f"1203630{n}@g.us", USER_ID, True, n == 0, False),
+            )
+        for n, message_id in enumerate(MESSAGE_IDS):
+            conn.execute(
+                'INSERT INTO mensagens (id, grupo_id, mensagem, "nome-autor", "numero-autor",'
+                " data_mensagem) VALUES (%s, %s, %s, %s, %s, %s)",
+                (
+                    message_id,
+                    GROUP_IDS[n % 2],
+                    f"mensagem {n} – ção",
+                    f"Autor {n}",
+                    f"55119999000{n}",
+                    datetime(2025, 3, 1, 12, n, 30),
+                ),
+            )
+        conn.execute(
+            "INSERT INTO resumos (id, grupo_id, usuario_id, conteudo, total_mensagens, status,"
+            " data_envio) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (
+                SUMMARY_ID,
+                GROUP_IDS[0],
+                USER_ID,
+                "Resumo do dia",
+                2,
+                "enviado",
+                datetime(2025, 3, 1, 21),
+            ),
+        )
+
+
+def legacy_rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    with psycopg.connect(url) as conn:
+        return {
+            table: conn.execute(f"SELECT {cols} FROM {table} ORDER BY id").fetchall()  # noqa: S608
+            for table, cols in LEGACY_COLUMNS.items()
+        }
+
+
+@pytest.fixture
+def legacy_database(new_database: NewDatabase) -> MigrationDatabase:
+    database = new_database(legacy=True)
+    insert_legacy_rows(database.url)
+    return database
+
+
+def test_upgrade_on_a_legacy_database_keeps_every_row_and_value(
+    legacy_database: MigrationDatabase,
+) -> None:
+    before = legacy_rows(legacy_database.url)
+    assert [len(before[t]) for t in LEGACY_COLUMNS] == [1, 2, 4, 1]
+
+    migrate.upgrade(legacy_database.url)
+
+    assert migrate.current_revision(legacy_database.url) == migrate.head_revision()
+    assert legacy_rows(legacy_database.url) == before
+
+
+def test_upgrade_on_a_legacy_database_keeps_the_original_column_types(
+    legacy_database: MigrationDatabase,
+) -> None:
+    migrate.upgrade(legacy_database.url)
+
+    with psycopg.connect(legacy_database.url) as conn:
+        for (table, column), data_type in LEGACY_TYPES.items():
+            assert columns(conn, table)[column][0] == data_type, f"{table}.{column}"
+        assert columns(conn, "resumos")["status"][1] == "resumo_status"
+        row = conn.execute(
+            "SELECT data_mensagem FROM mensagens WHERE id = %s", (MESSAGE_IDS[1],)
+        ).fetchone()
+        assert row == (datetime(2025, 3, 1, 12, 1, 30),)
+
+
+def test_upgrade_on_a_legacy_database_adds_the_missing_columns_with_defaults(
+    legacy_database: MigrationDatabase,
+) -> None:
+    migrate.upgrade(legacy_database.url)
+
+    with psycopg.connect(legacy_database.url) as conn:
+        assert missing_model_columns(conn) == []
+        for table in ("alteracoes_pendentes", "uso_tokens", "procrastinate_jobs"):
+            assert conn.execute("SELECT to_regclass(%s)", (table,)).fetchone() == (table,)
+        mensagens = columns(conn, "mensagens")
+        for column in ("id_externo", "tipo", "editada_em", "apagada_em"):
+            assert column in mensagens
+        assert mensagens["editada_em"][0] == "timestamp with time zone"
+        # Existing rows get the defaults of the added columns.
+        assert conn.execute(
+            'SELECT fuso_horario, "dia-renovacao-tokens", max_grupos, evolution_token,'
+            " created_at IS NOT NULL FROM usuarios"
+        ).fetchall() == [("America/Sao_Paulo", 1, None, None, True)]
+        assert conn.execute(
+            "SELECT origem, tokens_usados, data_referencia, erro FROM resumos"
+        ).fetchall() == [("agendado", 0, None, None)]
+        assert conn.execute(
+            "SELECT DISTINCT id_externo, tipo, enviada_por_mim, editada_em, apagada_em"
+            " FROM mensagens"
+        ).fetchall() == [(None, None, False, None, None)]
+        assert conn.execute("SELECT DISTINCT nome FROM grupos").fetchall() == [(None,)]
+        # New rows get them too.
+        new_user = conn.execute(
+            "INSERT INTO usuarios (instancia) VALUES (%s) RETURNING fuso_horario,"
+            ' "dia-renovacao-tokens"',
+            ("loja-nova",),
+        ).fetchone()
+        assert new_user == ("America/Sao_Paulo", 1)
+
+
+def test_upgrade_on_a_legacy_database_gives_mensagens_id_a_default(
+    legacy_database: MigrationDatabase,
+) -> None:
+    with psycopg.connect(legacy_database.url) as conn:
+        assert columns(conn, "mensagens")["id"][2] is None
+        with pytest.raises(errors.NotNullViolation):
+            conn.execute(
+                "INSERT INTO mensagens (grupo_id, mensagem) VALUES (%s, 'x')", (GROUP_IDS[0],)
+            )
+
+    migrate.upgrade(legacy_database.url)
+
+    with psycopg.connect(legacy_database.url) as conn:
+        assert columns(conn, "mensagens")["id"][2] == "gen_random_uuid()"
+        row = conn.execute(
+            "INSERT INTO mensagens (grupo_id, mensagem) VALUES (%s, 'sem id') RETURNING id",
+            (GROUP_IDS[0],),
+        ).fetchone()
+        assert row is not None
+        assert isinstance(row[0], uuid.UUID)
+        assert row[0] not in MESSAGE_IDS
+
+
+def test_upgrade_on_a_legacy_database_creates_working_unique_indexes(
+    legacy_database: MigrationDatabase,
+) -> None:
+    migrate.upgrade(legacy_database.url)
+
+    with psycopg.connect(legacy_database.url, autocommit=True) as conn:
+        indexes: dict[str, str] = dict(
+            conn.execute(
+                "SELECT indexname, tablename FROM pg_indexes WHERE schemaname = 'public'"
+                " AND indexdef LIKE 'CREATE UNIQUE INDEX%'"
+            )
+        )
+        for index, table in UNIQUE_INDEXES.items():
+            assert indexes.get(index) == table
+
+        insert = "INSERT INTO mensagens (grupo_id, id_externo, mensagem) VALUES (%s, %s, %s)"
+        conn.execute(insert, (GROUP_IDS[0], "WAMSG-1", "first"))
+        with pytest.raises(errors.UniqueViolation):
+            conn.execute(insert, (GROUP_IDS[0], "WAMSG-1", "again"))
+        # The same WhatsApp id in another group is another message.
+        conn.execute(insert, (GROUP_IDS[1], "WAMSG-1", "other group"))
+        assert conn.execute(
+            "SELECT count(*) FROM mensagens WHERE id_externo = 'WAMSG-1'"
+        ).fetchone() == (2,)
+
+        with pytest.raises(errors.UniqueViolation):
+            conn.execute(
+                "INSERT INTO grupos (grupo_id_externo, usuario_id) VALUES ('12036300@g.us', %s)",
+                (USER_ID,),
+            )
+        with pytest.raises(errors.UniqueViolation):
+            conn.execute("INSERT INTO usuarios (instancia) VALUES ('loja-centro')")
+
+
+def test_upgrade_leaves_frontend_only_tables_and_columns_alone(
+    legacy_database: MigrationDatabase,
+) -> None:
+    with psycopg.connect(legacy_database.url) as conn:
+        conn.execute("ALTER TABLE usuarios ADD COLUMN apelido varchar DEFAULT 'cliente'")
+        conn.execute("CREATE TABLE planos (id serial PRIMARY KEY, nome text)")
+        conn.execute("INSERT INTO planos (nome) VALUES ('basico')")
+
+    migrate.upgrade(legacy_database.url)
+
+    with psycopg.connect(legacy_database.url) as conn:
+        assert conn.execute("SELECT apelido FROM usuarios").fetchall() == [("cliente",)]
+        assert conn.execute("SELECT id, nome FROM planos").fetchall() == [(1, "basico")]
+
+
+# -- row-level security ------------------------------------------------------------------------
+
+
+def test_without_an_auth_schema_row_level_security_stays_off(new_database: NewDatabase) -> None:
+    database = new_database(legacy=True)
+
+    migrate.upgrade(database.url)
+
+    with psycopg.connect(database.url) as conn:
+        for table in OUR_TABLES + QUEUE_TABLES:
+            assert rls_enabled(conn, table) is False, table
+        assert policies(conn) == []
+
+
+def test_with_an_auth_schema_every_table_gets_row_level_security(new_database: NewDatabase) -> None:
+    database = new_database(supabase_auth=True)
+
+    migrate.upgrade(database.url)
+
+    with psycopg.connect(database.url) as conn:
+        for table in OUR_TABLES + QUEUE_TABLES:
+            assert rls_enabled(conn, table) is True, table
+        assert policies(conn) == [(table, "intellizap_owner") for table in sorted(PER_USER_TABLES)]
+
+
+AUTH_A = uuid.UUID("a0000000-0000-4000-8000-00000000000a")
+AUTH_B = uuid.UUID("b0000000-0000-4000-8000-00000000000b")
+
+
+SupabaseDatabase = tuple[MigrationDatabase, dict[str, Any], dict[str, Any]]
+
+
+@pytest.fixture
+def supabase_database(new_database: NewDatabase) -> SupabaseDatabase:
+    """A migrated Supabase-like database with two tenants (A and B) and a queued job."""
+    database = new_database(supabase_auth=True)
+    migrate.upgrade(database.url)
+    grant_to_authenticated(database.admin_url)
+    with psycopg.connect(database.url) as conn:
+        tenant_a = insert_tenant(conn, AUTH_A, "a")
+        tenant_b = insert_tenant(conn, AUTH_B, "b")
+        conn.execute(
+            "INSERT INTO procrastinate_jobs (queue_name, task_name, args)"
+            " VALUES ('summaries', 'summarize', %s)",
+            (Jsonb({"group_id": str(tenant_a["group"])}),),
+        )
+    return database, tenant_a, tenant_b
+
+
+def test_a_supabase_user_sees_only_their_own_rows(
+    supabase_database: SupabaseDatabase,
+) -> None:
+    database, a, _b = supabase_database
+
+    with as_supabase_user(database.admin_url, AUTH_A) as conn:
+        assert conn.execute("SELECT current_user, auth.uid()").fetchone() == (
+            "authenticated",
+            AUTH_A,
+        )
+        assert ids(conn, "usuarios") == {a["user"]}
+        assert ids(conn, "grupos") == {a["group"]}
+        assert ids(conn, "mensagens") == a["messages"]
+        assert ids(conn, "resumos") == {a["summary"]}
+        assert ids(conn, "uso_tokens") == {a["usage"]}
+
+
+def test_a_supabase_user_sees_nothing_of_the_backend_only_tables(
+    supabase_database: SupabaseDatabase,
+) -> None:
+    database, _a, _b = supabase_database
+
+    with as_supabase_user(database.admin_url, AUTH_A) as conn:
+        assert ids(conn, "alteracoes_pendentes", "id_externo") == set()
+        for table in QUEUE_TABLES:
+            assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table  # noqa: S608
+
+
+def test_a_supabase_user_cannot_change_another_users_rows(
+    supabase_database: SupabaseDatabase,
+) -> None:
+    database, a, b = supabase_database
+
+    with as_supabase_user(database.admin_url, AUTH_A) as conn:
+        updated = conn.execute("UPDATE grupos SET nome = 'hacked' WHERE id = %s", (b["group"],))
+        assert updated.rowcount == 0
+        deleted = conn.execute("DELETE FROM mensagens WHERE grupo_id = %s", (b["group"],))
+        assert deleted.rowcount == 0
+        # The user's own rows remain writable.
+        updated = conn.execute("UPDATE grupos SET nome = 'meu grupo' WHERE id = %s", (a["group"],))
+        assert updated.rowcount == 1
+        conn.execute("INSERT INTO mensagens (grupo_id, mensagem) VALUES (%s, 'oi')", (a["group"],))
+
+    with (
+        pytest.raises(errors.InsufficientPrivilege, match="row-level security"),
+        as_supabase_user(database.admin_url, AUTH_A) as conn,
+    ):
+        conn.execute(
+            "INSERT INTO mensagens (grupo_id, mensagem) VALUES (%s, 'spam')", (b["group"],)
+        )
+
+    with (
+        pytest.raises(errors.InsufficientPrivilege, match="row-level security"),
+        as_supabase_user(database.admin_url, AUTH_A) as conn,
+    ):
+        conn.execute("UPDATE grupos SET usuario_id = %s WHERE id = %s", (b["user"], a["group"]))
+
+    with (
+        pytest.raises(errors.InsufficientPrivilege, match="row-level security"),
+        as_supabase_user(database.admin_url, AUTH_A) as conn,
+    ):
+        conn.execute("UPDATE usuarios SET auth_id = %s WHERE id = %s", (AUTH_B, a["user"]))
+
+    with psycopg.connect(database.url) as conn:
+        assert conn.execute("SELECT nome FROM grupos WHERE id = %s", (b["group"],)).fetchone() == (
+            None,
+        )
+        assert conn.execute(
+            "SELECT count(*) FROM mensagens WHERE grupo_id = %s", (b["group"],)
+        ).fetchone() == (2,)
+
+
+def test_a_request_without_a_user_sees_no_rows(
+    supabase_database: SupabaseDatabase,
+) -> None:
+    database, _a, _b = supabase_database
+
+    with as_supabase_user(database.admin_url, None) as conn:
+        assert conn.execute("SELECT auth.uid()").fetchone() == (None,)
+        for table in OUR_TABLES + QUEUE_TABLES:
+            assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table  # noqa: S608
+
+
+def test_the_backend_as_table_owner_still_sees_every_row(
+    supabase_database: SupabaseDatabase,
+) -> None:
+    database, _a, _b = supabase_database
+
+    with psycopg.connect(database.url) as conn:
+        # Not a superuser and not BYPASSRLS: it sees everything because it owns the tables.
+        assert conn.execute(
+            "SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
+        ).fetchone() == (OWNER_ROLE, False, False)
+        counts = {
+            table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]  # noqa: S608
+            for table in (*OUR_TABLES, "procrastinate_jobs")
+        }
+    assert counts == {
+        "usuarios": 2,
+        "grupos": 2,
+        "mensagens": 4,
+        "resumos": 2,
+        "uso_tokens": 2,
+        "alteracoes_pendentes": 2,
+        "procrastinate_jobs": 1,
+    }
+
+
+def test_migrating_a_legacy_supabase_database_twice_keeps_the_policies(
+    new_database: NewDatabase,
+) -> None:
+    database = new_database(legacy=True, supabase_auth=True)
+    insert_legacy_rows(database.url)
+    before = legacy_rows(database.url)
+
+    migrate.upgrade(database.url)
+    migrate.upgrade(database.url)
+    # Replaying the migrations themselves (as on a database whose alembic_version was lost)
+    # drops and recreates the policies instead of failing on the existing ones.
+    with psycopg.connect(database.url, autocommit=True) as conn:
+        conn.execute("DROP TABLE alembic_version")
+    migrate.upgrade(database.url)
+
+    assert migrate.current_revision(database.url) == migrate.head_revision()
+    assert legacy_rows(database.url) == before
+    with psycopg.connect(database.url) as conn:
+        for table in OUR_TABLES + QUEUE_TABLES:
+            assert rls_enabled(conn, table) is True, table
+        assert policies(conn) == [(table, "intellizap_owner") for table in sorted(PER_USER_TABLES)]
+
+    grant_to_authenticated(database.admin_url)
+    with as_supabase_user(database.admin_url, AUTH_ID) as conn:
+        assert ids(conn, "usuarios") == {USER_ID}
+        assert ids(conn, "grupos") == set(GROUP_IDS)
+        assert ids(conn, "mensagens") == set(MESSAGE_IDS)
+        assert ids(conn, "resumos") == {SUMMARY_ID}
+    with as_supabase_user(database.admin_url, AUTH_B) as conn:
+        for table in PER_USER_TABLES:
+            assert ids(conn, table) == set(), table

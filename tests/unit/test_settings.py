@@ -1,0 +1,72 @@
+"""Settings: development defaults are usable, production refuses unsafe values with advice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from intellizap.settings import ConfigurationError, Settings, check_for_production
+
+SAFE_PRODUCTION: dict[str, Any] = {
+    "env": "production",
+    "database_url": "postgresql://postgres.abc:pw-123456@aws-0-sa-east-1.pooler.supabase.com:5432/postgres",
+    "webhook_secret": "a" * 32,
+}
+
+
+def settings(**values: Any) -> Settings:
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def test_development_defaults_need_no_configuration() -> None:
+    s = settings()
+    assert s.uses_embedded_database
+    assert s.production_problems() == []
+    check_for_production(s)
+
+
+def test_safe_production_configuration_starts() -> None:
+    check_for_production(settings(**SAFE_PRODUCTION))
+
+
+@pytest.mark.parametrize(
+    ("change", "advice"),
+    [
+        ({"webhook_secret": None}, "WEBHOOK_SECRET"),
+        ({"webhook_secret": "short"}, "too short"),
+        ({"database_url": None}, "DATABASE_URL is not set"),
+        (
+            {"database_url": "postgresql://u:p@aws-0-sa-east-1.pooler.supabase.com:6543/postgres"},
+            "transaction pooler",
+        ),
+        ({"log_level": "DEBUG"}, "LOG_LEVEL"),
+    ],
+)
+def test_production_refuses_unsafe_values_saying_what_to_set(
+    change: dict[str, Any], advice: str
+) -> None:
+    with pytest.raises(ConfigurationError) as error:
+        check_for_production(settings(**{**SAFE_PRODUCTION, **change}))
+    assert advice in str(error.value)
+    assert "pw-123456" not in str(error.value)
+
+
+def test_jwt_key_alone_is_enough_webhook_authentication() -> None:
+    check_for_production(
+        settings(**{**SAFE_PRODUCTION, "webhook_secret": None, "webhook_jwt_key": "k" * 32})
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("default_timezone", "Mars/Olympus"), ("evolution_api_url", "evo.example.com"), ("port", 0)],
+)
+def test_invalid_values_are_rejected(field: str, value: Any) -> None:
+    with pytest.raises(ValidationError):
+        settings(**{field: value})
+
+
+def test_secret_values_include_the_database_password() -> None:
+    assert "pw-123456" in settings(**SAFE_PRODUCTION).secret_values()
