@@ -632,3 +632,41 @@ def test_migrating_a_legacy_supabase_database_twice_keeps_the_policies(
     with as_supabase_user(database.admin_url, AUTH_B) as conn:
         for table in PER_USER_TABLES:
             assert ids(conn, table) == set(), table
+
+
+def test_the_migration_bookkeeping_table_is_hidden_from_supabase_users(
+    supabase_database: SupabaseDatabase,
+) -> None:
+    database, _a, _b = supabase_database
+    with psycopg.connect(database.url) as conn:
+        assert rls_enabled(conn, "alembic_version") is True
+
+
+@pytest.mark.parametrize(
+    ("duplicate", "advice"),
+    [
+        ("INSERT INTO usuarios (instancia) VALUES ('twin'), ('twin')", "'twin'"),
+        (
+            "WITH u AS (INSERT INTO usuarios (instancia) VALUES ('solo') RETURNING id) "
+            "INSERT INTO grupos (id, grupo_id_externo, usuario_id) "
+            "SELECT gen_random_uuid(), '1203@g.us', id FROM u, generate_series(1, 2)",
+            "'1203@g.us'",
+        ),
+    ],
+    ids=["instance", "group"],
+)
+def test_legacy_duplicates_stop_the_upgrade_with_a_clear_message_and_lose_nothing(
+    new_database: NewDatabase, duplicate: str, advice: str
+) -> None:
+    database = new_database(legacy=True)
+    with psycopg.connect(database.url) as conn:
+        conn.execute(duplicate)
+        before = conn.execute("SELECT count(*) FROM usuarios").fetchone()
+
+    with pytest.raises(Exception, match="before migrating") as error:
+        migrate.upgrade(database.url)
+
+    assert advice in str(error.value)
+    with psycopg.connect(database.url) as conn:
+        assert conn.execute("SELECT count(*) FROM usuarios").fetchone() == before
+        assert migrate.current_revision(database.url) is None

@@ -129,6 +129,29 @@ CREATE TABLE IF NOT EXISTS uso_tokens (
 );
 """
 
+# Unique indexes cannot be built over duplicates a legacy database may hold. Nothing is deleted:
+# the operator is told which rows to merge.
+DUPLICATE_CHECK = """
+DO $$
+DECLARE found text;
+BEGIN
+    SELECT string_agg(DISTINCT quote_literal(instancia), ', ') INTO found
+    FROM (SELECT instancia FROM usuarios WHERE instancia IS NOT NULL
+          GROUP BY instancia HAVING count(*) > 1) d;
+    IF found IS NOT NULL THEN
+        RAISE EXCEPTION 'usuarios.instancia must be unique; merge or rename the duplicated '
+                        'instances before migrating: %', found;
+    END IF;
+    SELECT string_agg(DISTINCT quote_literal(grupo_id_externo), ', ') INTO found
+    FROM (SELECT usuario_id, grupo_id_externo FROM grupos
+          GROUP BY usuario_id, grupo_id_externo HAVING count(*) > 1) d;
+    IF found IS NOT NULL THEN
+        RAISE EXCEPTION 'a user has the same group twice in grupos; merge these groups '
+                        'before migrating: %', found;
+    END IF;
+END $$;
+"""
+
 INDEXES = """
 CREATE UNIQUE INDEX IF NOT EXISTS usuarios_instancia_key ON usuarios (instancia);
 CREATE UNIQUE INDEX IF NOT EXISTS grupos_usuario_id_grupo_id_externo_key
@@ -150,9 +173,11 @@ CREATE INDEX IF NOT EXISTS uso_tokens_usuario_id_created_at_idx
 ROW_LEVEL_SECURITY = """
 DO $$
 DECLARE
+    -- (SELECT auth.uid()) is evaluated once per query, not once per row (Supabase's advice).
     owner_of_group text := 'grupo_id IN (SELECT g.id FROM grupos g JOIN usuarios u '
-                           'ON u.id = g.usuario_id WHERE u.auth_id = auth.uid())';
-    owned_by_user text := 'usuario_id IN (SELECT id FROM usuarios WHERE auth_id = auth.uid())';
+                           'ON u.id = g.usuario_id WHERE u.auth_id = (SELECT auth.uid()))';
+    owned_by_user text := 'usuario_id IN (SELECT id FROM usuarios '
+                          'WHERE auth_id = (SELECT auth.uid()))';
     rule record;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'auth') THEN
@@ -160,12 +185,13 @@ BEGIN
     END IF;
     FOR rule IN
         SELECT * FROM (VALUES
-            ('usuarios', 'auth_id = auth.uid()'),
+            ('usuarios', 'auth_id = (SELECT auth.uid())'),
             ('grupos', owned_by_user),
             ('mensagens', owner_of_group),
             ('resumos', owned_by_user),
             ('uso_tokens', owned_by_user),
-            ('alteracoes_pendentes', NULL)
+            ('alteracoes_pendentes', NULL),
+            ('alembic_version', NULL)
         ) AS r (tbl, predicate)
     LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', rule.tbl);
@@ -182,7 +208,15 @@ END $$;
 
 
 def upgrade() -> None:
-    for block in (TABLES, ADDED_COLUMNS, ID_DEFAULTS, NEW_TABLES, INDEXES, ROW_LEVEL_SECURITY):
+    for block in (
+        TABLES,
+        ADDED_COLUMNS,
+        ID_DEFAULTS,
+        NEW_TABLES,
+        DUPLICATE_CHECK,
+        INDEXES,
+        ROW_LEVEL_SECURITY,
+    ):
         op.execute(block)
 
 
