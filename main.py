@@ -2,4 +2,4 @@
 
 from intellizap.app import Roles, create_app
 
-app = create_app(roles=Roles(migrate=True))
+app = create_app(roles=Roles(migrate=True, worker=True))

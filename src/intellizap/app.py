@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from intellizap import health
+from intellizap import health, jobs
 from intellizap.db import migrate
 from intellizap.db.embedded import EmbeddedPostgres
 from intellizap.db.engine import Database, DatabaseUnavailable
@@ -52,6 +52,8 @@ class Roles:
 
     migrate: bool = False
     """Apply migrations at start-up (all-in-one mode; replicas run ``intellizap migrate``)."""
+    worker: bool = False
+    """Run the job worker and periodic tasks in this process (all-in-one mode)."""
 
 
 def start_database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
@@ -84,6 +86,15 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
         directory = TenantDirectory(database, ttl=settings.tenant_cache_seconds)
         writer = MessageWriter(database)
         writer.start()
+        queue = jobs.connect(url)
+        await queue.open_async()
+        worker: asyncio.Task[None] | None = None
+        if roles.worker:
+            worker = asyncio.create_task(
+                jobs.run_worker(queue, settings, url, install_signal_handlers=False),
+                name="job-worker",
+            )
+        app.state.worker = worker
         app.state.settings = settings
         app.state.database = database
         app.state.embedded = embedded
@@ -94,7 +105,7 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
                 rate=settings.webhook_rate_per_instance, burst=settings.webhook_burst_per_instance
             ),
             directory=directory,
-            service=IngestService(database, directory, writer),
+            service=IngestService(database, directory, writer, queue),
             max_bytes=settings.webhook_max_bytes,
         )
         if not settings.is_production and not WebhookAuth(settings).transport_configured:
@@ -103,7 +114,11 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
         try:
             yield
         finally:
+            if worker is not None:
+                worker.cancel()  # graceful: running jobs get time to finish, see jobs.run_worker
+                await asyncio.gather(worker, return_exceptions=True)
             await writer.stop()
+            await queue.close_async()
             await database.dispose()
 
     app = FastAPI(

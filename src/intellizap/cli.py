@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from intellizap import jobs
 from intellizap.app import Roles, create_app, start_database
 from intellizap.db import migrate as migrations
 from intellizap.logging import configure_logging, get_logger
@@ -53,7 +54,7 @@ def _run_http(settings: Settings, roles: Roles, host: str | None, port: int | No
 def serve(host: HostOption = None, port: PortOption = None) -> None:
     """All in one process: API, job worker and scheduler. Starts an embedded PostgreSQL under
     DATA_DIR when DATABASE_URL is unset, and applies migrations."""
-    _run_http(_settings(), Roles(migrate=True), host, port)
+    _run_http(_settings(), Roles(migrate=True, worker=True), host, port)
 
 
 @cli.command()
@@ -63,17 +64,15 @@ def api(host: HostOption = None, port: PortOption = None) -> None:
 
 
 @cli.command()
-def worker(
-    concurrency: Annotated[int, typer.Option(help="Jobs run at the same time.")] = 4,
-) -> None:
-    """Only the job worker and periodic tasks (run as many as you like, on any machine)."""
+def worker() -> None:
+    """Only the job worker and periodic tasks (run as many as you like, on any machine).
+    SIGTERM lets running jobs finish (up to 30 s); unfinished ones run again elsewhere."""
     settings = _settings()
     url, _embedded = start_database(settings)
-    from intellizap import jobs
 
     async def run() -> None:
-        async with jobs.connect(url).open_async() as app:
-            await app.run_worker_async(concurrency=concurrency, fetch_job_polling_interval=2.0)
+        async with jobs.connect(url).open_async() as queue:
+            await jobs.run_worker(queue, settings, url, install_signal_handlers=True)
 
     asyncio.run(run())
 
@@ -85,6 +84,56 @@ def migrate() -> None:
     url, _embedded = start_database(settings)
     migrations.upgrade(url)
     typer.echo(f"database at revision {migrations.current_revision(url)}")
+
+
+groups_cli = typer.Typer(help="WhatsApp groups of a tenant.", no_args_is_help=True)
+cli.add_typer(groups_cli, name="grupos")
+
+
+@groups_cli.command("sync")
+def sync_groups(
+    instance: Annotated[str, typer.Argument(help="The tenant's Evolution instance.")],
+) -> None:
+    """Fetch the instance's groups from Evolution and record them (names; new ones inactive)."""
+    from rich.progress import Progress
+
+    from intellizap.db.engine import Database
+    from intellizap.evolution.client import EvolutionClient
+    from intellizap.tenants.group_sync import store_groups
+    from intellizap.tenants.repository import TenantNotFound, tenant_by_instance
+
+    settings = _settings()
+    url, _embedded = start_database(settings)
+
+    async def run() -> None:
+        database = Database(url, pool_size=2)
+        evolution = EvolutionClient(
+            settings.evolution_api_url,
+            api_key=settings.evolution_api_key.get_secret_value()
+            if settings.evolution_api_key
+            else None,
+            api_version=settings.evolution_api_version,
+        )
+        try:
+            tenant = await tenant_by_instance(database, instance)
+            with Progress(transient=True) as progress:
+                fetching = progress.add_task(f"fetching groups of {instance}…", total=None)
+                groups = await evolution.fetch_all_groups(
+                    tenant.instance, token=tenant.evolution_token
+                )
+                progress.update(fetching, total=len(groups), description="recording groups")
+                result = await store_groups(
+                    database, tenant.id, groups, lambda n: progress.advance(fetching, n)
+                )
+            typer.echo(f"{result.groups} groups of {instance}, {result.new} new (inactive)")
+        except TenantNotFound:
+            typer.echo(f"no tenant has the instance {instance!r} (usuarios.instancia)", err=True)
+            raise typer.Exit(1) from None
+        finally:
+            await evolution.aclose()
+            await database.dispose()
+
+    asyncio.run(run())
 
 
 def main() -> None:

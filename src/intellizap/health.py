@@ -44,4 +44,9 @@ async def ready(request: Request) -> JSONResponse:
             },
             status_code=503,
         )
+    worker = request.app.state.worker
+    if worker is not None and worker.done():
+        return JSONResponse(
+            {"status": "unavailable", "database": "ok", "worker": "stopped"}, status_code=503
+        )
     return JSONResponse({"status": "ok", "database": "ok", "migrations": revision})

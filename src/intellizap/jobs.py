@@ -1,24 +1,189 @@
-"""The procrastinate app: the durable, PostgreSQL-based job queue. Features register tasks on it."""
+"""The job queue (procrastinate, on our PostgreSQL) and the worker that runs it.
+
+Features define their tasks on :data:`app` and list their module in :data:`TASK_MODULES`. Jobs are
+durable and run at least once: a worker killed mid-job stops sending heartbeats, and the periodic
+:func:`recover_stalled_jobs` hands its jobs to another worker. Tasks say which failures are
+worth retrying: an exception whose ``transient`` attribute is False fails the job at once.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
 import procrastinate
+from procrastinate import tasks as procrastinate_tasks
+from procrastinate.jobs import Job
+from procrastinate.retry import BaseRetryStrategy, RetryDecision
 
-from intellizap.db.engine import libpq_url
+from intellizap.db.engine import Database, libpq_url
+from intellizap.evolution.client import EvolutionClient
+from intellizap.llm import Llm
+from intellizap.logging import get_logger
+from intellizap.settings import Settings
 
-#: Import paths of the modules that define tasks; the worker imports them at start.
-TASK_MODULES: list[str] = []
+log = get_logger(__name__)
+
+#: Modules whose tasks the worker must know (imported when the worker starts).
+TASK_MODULES = [
+    "intellizap.jobs",
+    "intellizap.evolution.sending",
+    "intellizap.transcription.tasks",
+    "intellizap.tenants.group_sync",
+]
+
+
+class Backoff(BaseRetryStrategy):
+    """Exponential backoff with a cap; honours ``retry_after``; never retries permanent errors."""
+
+    def __init__(self, *, max_attempts: int = 8, base: float = 5.0, cap: float = 900.0) -> None:
+        self.max_attempts = max_attempts
+        self.base = base
+        self.cap = cap
+
+    def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
+        if getattr(exception, "transient", True) is False:
+            log.error(
+                "job failed permanently", task=job.task_name, job_id=job.id, reason=str(exception)
+            )
+            return None
+        if job.attempts + 1 >= self.max_attempts:
+            log.error(
+                "job failed after its last attempt",
+                task=job.task_name,
+                job_id=job.id,
+                attempts=job.attempts + 1,
+                reason=str(exception),
+            )
+            return None
+        wait = min(self.cap, self.base * 2**job.attempts)
+        retry_after = getattr(exception, "retry_after", None)
+        if isinstance(retry_after, int | float) and retry_after > 0:
+            wait = max(wait, min(float(retry_after), self.cap))
+        log.info(
+            "job will be retried",
+            task=job.task_name,
+            job_id=job.id,
+            in_seconds=wait,
+            reason=str(exception),
+        )
+        return RetryDecision(retry_in={"seconds": int(wait) or 1})
+
 
 app = procrastinate.App(connector=procrastinate.PsycopgConnector(), import_paths=TASK_MODULES)
 
 
 def connect(url: str) -> procrastinate.App:
-    """``app`` bound to the database at ``url`` (open it with ``async with … .open_async()``)."""
+    """:data:`app` bound to the database at ``url`` (open with ``async with … .open_async()``)."""
     return app.with_connector(
         procrastinate.PsycopgConnector(
-            conninfo=libpq_url(url),
-            kwargs={"options": "-c timezone=UTC"},
-            min_size=1,
-            max_size=4,
+            conninfo=libpq_url(url), kwargs={"options": "-c timezone=UTC"}, min_size=1, max_size=4
         )
     )
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerContext:
+    """What tasks need, built once per worker and handed to them by procrastinate."""
+
+    settings: Settings
+    database: Database
+    evolution: EvolutionClient
+    llm: Llm
+
+
+def context_of(job_context: procrastinate.JobContext) -> WorkerContext:
+    context: WorkerContext = job_context.additional_context["intellizap"]
+    return context
+
+
+@contextlib.asynccontextmanager
+async def worker_context(settings: Settings, url: str) -> AsyncIterator[WorkerContext]:
+    database = Database(url, pool_size=settings.worker_concurrency + 2)
+    evolution = EvolutionClient(
+        settings.evolution_api_url,
+        api_key=settings.evolution_api_key.get_secret_value()
+        if settings.evolution_api_key
+        else None,
+        api_version=settings.evolution_api_version,
+    )
+    llm = Llm(settings.openai_base_url)
+    try:
+        yield WorkerContext(settings=settings, database=database, evolution=evolution, llm=llm)
+    finally:
+        await llm.aclose()
+        await evolution.aclose()
+        await database.dispose()
+
+
+async def run_worker(
+    queue: procrastinate.App, settings: Settings, url: str, *, install_signal_handlers: bool
+) -> None:
+    """Run jobs until cancelled (or SIGTERM with ``install_signal_handlers``): then running jobs
+    get ``shutdown_graceful_timeout`` to finish, and unfinished ones are run again later."""
+    async with worker_context(settings, url) as context:
+        await queue.run_worker_async(
+            concurrency=settings.worker_concurrency,
+            fetch_job_polling_interval=settings.job_poll_seconds,
+            abort_job_polling_interval=settings.job_poll_seconds,
+            update_heartbeat_interval=settings.worker_heartbeat_seconds,
+            stalled_worker_timeout=settings.stalled_job_seconds,
+            shutdown_graceful_timeout=30,
+            install_signal_handlers=install_signal_handlers,
+            additional_context={"intellizap": context},
+            delete_jobs="successful",
+        )
+
+
+async def worker_alive(database: Database, settings: Settings) -> bool:
+    """Whether some worker sent a heartbeat recently (readiness of a process that runs one)."""
+    from sqlalchemy import text
+
+    async with database.engine.connect() as conn:
+        recent = await conn.execute(
+            text(
+                "SELECT EXISTS (SELECT 1 FROM procrastinate_workers "
+                "WHERE last_heartbeat > now() - make_interval(secs => :window))"
+            ),
+            {"window": settings.worker_heartbeat_seconds * 3},
+        )
+        return bool(recent.scalar())
+
+
+@app.periodic(cron="* * * * * */15", periodic_id="recover-stalled-jobs")
+@app.task(name="recover_stalled_jobs", queue="maintenance", pass_context=True)
+async def recover_stalled_jobs(job_context: procrastinate.JobContext, timestamp: int) -> int:
+    """Run again the jobs of workers that stopped sending heartbeats (killed, frozen, cut off)."""
+    settings = context_of(job_context).settings
+    manager = job_context.app.job_manager
+    stalled = list(
+        await manager.get_stalled_jobs(seconds_since_heartbeat=settings.stalled_job_seconds)
+    )
+    for job in stalled:
+        log.warning("re-running a stalled job", task=job.task_name, job_id=job.id)
+        await manager.retry_job(job)
+    return len(stalled)
+
+
+async def defer(
+    queue: procrastinate.App, task: str, *, delay: timedelta | None = None, **options: Any
+) -> int | None:
+    """Defer ``task`` by name on ``queue`` (the connected app); returns None when a job with the
+    same ``queueing_lock`` is already waiting (deduplication, not an error)."""
+    args = options.pop("args", {})
+    if delay is not None:
+        options["schedule_in"] = {"seconds": delay.total_seconds()}
+    queue.perform_import_paths()  # type: ignore[no-untyped-call]
+    # Not `queue.configure_task`: the tasks are shared with the unconnected `app` and would defer
+    # through it. The task's queue comes from its definition.
+    deferrer = procrastinate_tasks.configure_task(
+        name=task, job_manager=queue.job_manager, queue=queue.tasks[task].queue, **options
+    )
+    try:
+        job_id: int = await deferrer.defer_async(**args)
+    except procrastinate.exceptions.AlreadyEnqueued:
+        return None
+    return job_id

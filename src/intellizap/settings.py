@@ -71,6 +71,33 @@ class Settings(BaseSettings):
     summary_model: str = "gpt-4o-mini"
     transcription_model: str = "whisper-1"
 
+    # -- job queue ------------------------------------------------------------------------------
+    worker_concurrency: int = Field(default=4, ge=1, le=100)
+    job_poll_seconds: float = Field(
+        default=2.0, gt=0, le=60, description="polling backstop when LISTEN/NOTIFY is lost"
+    )
+    worker_heartbeat_seconds: float = Field(default=10.0, gt=0)
+    stalled_job_seconds: float = Field(
+        default=60.0, gt=0, description="a job whose worker is silent this long is run again"
+    )
+
+    # -- sending to WhatsApp ------------------------------------------------------------------
+    send_min_interval_seconds: float = Field(
+        default=3.0, ge=0, description="minimum time between two sends of one instance"
+    )
+    send_max_chars: int = Field(default=3500, ge=200, description="longer texts are split")
+
+    # -- transcription --------------------------------------------------------------------------
+    transcription_max_seconds: int = Field(
+        default=900, ge=1, description="longer voice notes are not transcribed (cost cap)"
+    )
+    transcription_max_upload_bytes: int = Field(
+        default=25 * 1024 * 1024, ge=1024, description="the provider's file size limit"
+    )
+    transcription_chunk_seconds: int = Field(
+        default=600, ge=10, description="audio longer than this is split before upload"
+    )
+
     # -- product defaults -----------------------------------------------------------------------
     default_timezone: str = "America/Sao_Paulo"
     retention_days: int = Field(default=30, ge=1)

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from intellizap.app import create_app
+from intellizap.db import migrate
 from intellizap.db.embedded import EmbeddedPostgres
 from intellizap.db.engine import Database
 from tests.conftest import (
@@ -271,7 +272,7 @@ async def test_database_down_gives_503_then_recovers_by_itself(
 async def test_readiness_reports_the_schema_revision(service: httpx.AsyncClient) -> None:
     response = await service.get("/health/ready")
     assert response.status_code == 200
-    assert response.json()["migrations"] == "0002"
+    assert response.json()["migrations"] == migrate.head_revision()
 
 
 # -- property: no payload makes the server fail -------------------------------------------------------

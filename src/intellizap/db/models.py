@@ -23,6 +23,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -92,6 +93,20 @@ class Message(Base):
     from_me: Mapped[bool] = mapped_column("enviada_por_mim", Boolean, server_default="false")
     edited_at: Mapped[datetime | None] = mapped_column("editada_em", DateTime(timezone=True))
     deleted_at: Mapped[datetime | None] = mapped_column("apagada_em", DateTime(timezone=True))
+    transcription_error: Mapped[str | None] = mapped_column("transcricao_erro", Text)
+    created_at: Mapped[datetime] = _created_at()
+
+
+class PendingAudio(Base):
+    """A voice note waiting for its transcription job; deleted by the job."""
+
+    __tablename__ = "audios_pendentes"
+
+    message_id: Mapped[uuid.UUID] = mapped_column(
+        "mensagem_id", Uuid, ForeignKey("mensagens.id", ondelete="CASCADE"), primary_key=True
+    )
+    media: Mapped[dict[str, object]] = mapped_column("midia", JSONB)
+    data_base64: Mapped[str | None] = mapped_column("base64", Text)
     created_at: Mapped[datetime] = _created_at()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+import procrastinate
 import structlog
 
 from intellizap.db.engine import Database
@@ -29,6 +30,8 @@ from intellizap.ingest.metrics import EVENTS
 from intellizap.ingest.writer import MessageWriter, NewMessage, WriteResult
 from intellizap.logging import get_logger
 from intellizap.tenants.directory import GroupInfo, TenantDirectory, TenantInfo
+from intellizap.tenants.group_sync import request_group_sync
+from intellizap.transcription.service import request_transcription, untranscribed_message
 
 log = get_logger(__name__)
 
@@ -47,10 +50,17 @@ class IngestReport:
 
 
 class IngestService:
-    def __init__(self, database: Database, directory: TenantDirectory, writer: MessageWriter):
+    def __init__(
+        self,
+        database: Database,
+        directory: TenantDirectory,
+        writer: MessageWriter,
+        queue: procrastinate.App,
+    ) -> None:
         self._database = database
         self._directory = directory
         self._writer = writer
+        self._queue = queue
 
     async def ingest(
         self, envelope: Envelope, tenant: TenantInfo | None, events: list[Event]
@@ -77,6 +87,8 @@ class IngestService:
                 if group is None:
                     return "ignored"
                 result = await self._store(group, event)
+                if event.kind == "audio" and tenant.transcription_enabled:
+                    await self._transcribe(group, event, result)
                 return "stored" if result.stored else "duplicate"
             case MessageEdited():
                 group = await self._ingested_group(tenant, event.chat_jid)
@@ -109,9 +121,12 @@ class IngestService:
             case GroupsSeen():
                 for jid, name in event.groups:
                     await self._directory.register_group(tenant, jid, name)
+                await request_group_sync(self._queue, tenant.id)
                 return "groups"
             case ConnectionChanged():
                 log.info("instance connection changed", state=event.state)
+                if event.state == "open":
+                    await request_group_sync(self._queue, tenant.id)
                 return "connection"
             case Ignored():
                 return "ignored"
@@ -157,6 +172,26 @@ class IngestService:
             tipo=message.kind,
         )
         return result
+
+    async def _transcribe(
+        self, group: GroupInfo, message: ChatMessage, result: WriteResult
+    ) -> None:
+        """Queue the transcription of a stored audio of a group with transcription on. A duplicate
+        webhook queues it again only if the first delivery stored the message but never got to
+        queue the job (the job itself skips messages that already have a transcript)."""
+        if not group.transcription_enabled or message.media_key is None:
+            return
+        message_id = result.message_id or await untranscribed_message(
+            self._database, group.id, message.message_id
+        )
+        if message_id is not None:
+            await request_transcription(
+                self._database,
+                self._queue,
+                message_id=message_id,
+                media=message.media_key,
+                media_base64=message.media_base64,
+            )
 
 
 def _clean(value: str | None) -> str | None:

@@ -1,0 +1,113 @@
+"""Group metadata sync: Evolution's ``fetchAllGroups`` → ``grupos`` (names; new groups inactive).
+
+Triggered by ``connection.update`` (open), the group events, once a day for every tenant, and by
+``intellizap grupos sync INSTANCE``. ``groups.update`` is rarely delivered by Evolution (its event
+name mismatch, reference §1.3), so re-fetching is the reliable way to learn a renamed group.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import procrastinate
+from sqlalchemy import text
+
+from intellizap import jobs
+from intellizap.db.engine import Database
+from intellizap.evolution.client import EvolutionClient, GroupMetadata
+from intellizap.logging import get_logger
+from intellizap.tenants.repository import TenantAccount, tenant_by_id
+
+log = get_logger(__name__)
+
+SYNC_TASK = "sync_groups"
+_BATCH = 500
+
+_UPSERT = text(
+    """
+    INSERT INTO grupos (grupo_id_externo, usuario_id, ativo, resumo_ativo, transcricao_ativa, nome)
+    SELECT jid, :tenant_id, false, false, false, name
+    FROM unnest(CAST(:jids AS varchar[]), CAST(:names AS varchar[])) AS g (jid, name)
+    ON CONFLICT (usuario_id, grupo_id_externo) DO UPDATE
+        SET nome = COALESCE(EXCLUDED.nome, grupos.nome)
+    RETURNING (xmax = 0) AS inserted
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    groups: int
+    new: int
+
+
+async def store_groups(
+    database: Database,
+    tenant_id: uuid.UUID,
+    groups: Sequence[GroupMetadata],
+    progress: Callable[[int], None] | None = None,
+) -> SyncResult:
+    new = 0
+    for start in range(0, len(groups), _BATCH):
+        batch = groups[start : start + _BATCH]
+        async with database.session() as session:
+            inserted = await session.execute(
+                _UPSERT,
+                {
+                    "tenant_id": tenant_id,
+                    "jids": [group.jid for group in batch],
+                    "names": [group.subject for group in batch],
+                },
+            )
+            new += sum(1 for (was_inserted,) in inserted if was_inserted)
+        if progress:
+            progress(len(batch))
+    return SyncResult(groups=len(groups), new=new)
+
+
+async def sync_tenant_groups(
+    database: Database,
+    evolution: EvolutionClient,
+    tenant: TenantAccount,
+    progress: Callable[[int], None] | None = None,
+) -> SyncResult:
+    groups = await evolution.fetch_all_groups(tenant.instance, token=tenant.evolution_token)
+    result = await store_groups(database, tenant.id, groups, progress)
+    log.info("groups synced", instancia=tenant.instance, grupos=result.groups, novos=result.new)
+    return result
+
+
+async def request_group_sync(queue: procrastinate.App, tenant_id: uuid.UUID) -> None:
+    """Queue a sync of the tenant's groups (a no-op while one is already waiting)."""
+    await jobs.defer(
+        queue,
+        SYNC_TASK,
+        queueing_lock=f"group-sync:{tenant_id}",
+        args={"tenant_id": str(tenant_id)},
+    )
+
+
+@jobs.app.task(name=SYNC_TASK, queue="sync", retry=jobs.Backoff(max_attempts=5), pass_context=True)
+async def sync_groups(job_context: procrastinate.JobContext, *, tenant_id: str) -> int:
+    context = jobs.context_of(job_context)
+    tenant = await tenant_by_id(context.database, uuid.UUID(tenant_id))
+    result = await sync_tenant_groups(context.database, context.evolution, tenant)
+    return result.new
+
+
+@jobs.app.periodic(cron="17 4 * * *", periodic_id="daily-group-sync")
+@jobs.app.task(name="sync_all_groups", queue="sync", pass_context=True)
+async def sync_all_groups(job_context: procrastinate.JobContext, timestamp: int) -> int:
+    """Once a day (04:17 UTC, a quiet hour in Brazil): one sync job per tenant with an instance."""
+    context = jobs.context_of(job_context)
+    async with context.database.session() as session:
+        tenant_ids = (
+            (await session.execute(text("SELECT id FROM usuarios WHERE instancia IS NOT NULL")))
+            .scalars()
+            .all()
+        )
+    for tenant_id in tenant_ids:
+        await request_group_sync(job_context.app, tenant_id)
+    return len(tenant_ids)

@@ -1,0 +1,307 @@
+"""Transcribing one voice note: download (or take the webhook's copy), Whisper, store, reply.
+
+Idempotent: a message that already has a text (or a recorded failure, or was deleted) is left
+alone, so a duplicate job or a job re-run after a crash does no second transcription.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import procrastinate
+from sqlalchemy import text
+
+from intellizap import jobs
+from intellizap.db.engine import Database
+from intellizap.evolution.client import Quote
+from intellizap.evolution.sending import queue_text
+from intellizap.jobs import WorkerContext
+from intellizap.llm import KeyOwner, choose_key
+from intellizap.logging import get_logger
+from intellizap.transcription.audio import AudioError, duration_seconds, uploads_for
+
+log = get_logger(__name__)
+
+TRANSCRIBE_TASK = "transcribe_audio"
+
+
+# -- requesting (webhook side) -----------------------------------------------------------------------
+
+_SAVE_AUDIO = text(
+    """
+    INSERT INTO audios_pendentes (mensagem_id, midia, base64)
+    VALUES (:message_id, CAST(:media AS jsonb), :data)
+    ON CONFLICT (mensagem_id) DO UPDATE
+        SET base64 = COALESCE(EXCLUDED.base64, audios_pendentes.base64)
+    """
+)
+
+_UNTRANSCRIBED = text(
+    """
+    SELECT id FROM mensagens
+    WHERE grupo_id = :group_id AND id_externo = :external_id AND tipo = 'audio'
+      AND mensagem IS NULL AND apagada_em IS NULL AND transcricao_erro IS NULL
+    """
+)
+
+
+async def request_transcription(
+    database: Database,
+    queue: procrastinate.App,
+    *,
+    message_id: uuid.UUID,
+    media: dict[str, object],
+    media_base64: str | None,
+) -> None:
+    """Queue the transcription of a stored audio message (at most one waiting job per message)."""
+    import orjson
+
+    async with database.session() as session:
+        await session.execute(
+            _SAVE_AUDIO,
+            {"message_id": message_id, "media": orjson.dumps(media).decode(), "data": media_base64},
+        )
+    await jobs.defer(
+        queue,
+        TRANSCRIBE_TASK,
+        queueing_lock=f"transcribe:{message_id}",
+        args={"message_id": str(message_id)},
+    )
+
+
+async def untranscribed_message(
+    database: Database, group_id: uuid.UUID, external_id: str
+) -> uuid.UUID | None:
+    """For a duplicate webhook: the stored audio still waiting for its transcript, if any (the
+    first delivery may have failed between storing the message and queueing the job)."""
+    async with database.session() as session:
+        found = (
+            await session.execute(
+                _UNTRANSCRIBED, {"group_id": group_id, "external_id": external_id}
+            )
+        ).scalar_one_or_none()
+    return found
+
+
+# -- transcribing (worker side) -------------------------------------------------------------------------
+
+_LOAD = text(
+    """
+    SELECT m.id, m.mensagem, m.apagada_em, m.transcricao_erro, m.id_externo, m."nome-autor",
+           g.grupo_id_externo, g.transcricao_ativa AS group_on, u.transcricao_ativa AS tenant_on,
+           u.id AS tenant_id, u.instancia, u.evolution_token, u."key-openai" AS openai_key,
+           p.midia, p.base64
+    FROM mensagens m
+    JOIN grupos g ON g.id = m.grupo_id
+    JOIN usuarios u ON u.id = g.usuario_id
+    LEFT JOIN audios_pendentes p ON p.mensagem_id = m.id
+    WHERE m.id = :id
+    """
+)
+_STORE_TRANSCRIPT = text(
+    """
+    UPDATE mensagens SET mensagem = :transcript
+    WHERE id = :id AND mensagem IS NULL AND apagada_em IS NULL
+    RETURNING id
+    """
+)
+_RECORD_USAGE = text(
+    """
+    INSERT INTO uso_tokens (usuario_id, tipo, modelo, tokens_entrada, tokens_saida,
+                            segundos_audio, chave, mensagem_id)
+    VALUES (:tenant_id, 'transcricao', :model, 0, 0, :seconds, :key_owner, :message_id)
+    """
+)
+_RECORD_FAILURE = text(
+    "UPDATE mensagens SET transcricao_erro = :reason WHERE id = :id AND mensagem IS NULL"
+)
+_DROP_AUDIO = text("DELETE FROM audios_pendentes WHERE mensagem_id = :id")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: str
+    """transcribed, skipped, too_long, empty"""
+    transcript: str | None = None
+
+
+def _decode(data: str) -> bytes:
+    payload = data.split(",", 1)[1] if data.startswith("data:") else data
+    try:
+        return base64.b64decode(payload, validate=False)
+    except (binascii.Error, ValueError) as exc:
+        raise AudioError("the audio's base64 is corrupt") from exc
+
+
+async def transcribe_message(
+    context: WorkerContext, queue: procrastinate.App, message_id: uuid.UUID
+) -> Outcome:
+    settings = context.settings
+    database = context.database
+    async with database.session() as session:
+        row = (await session.execute(_LOAD, {"id": message_id})).mappings().first()
+    if row is None:
+        return Outcome("skipped")  # the message was deleted by retention or its group removed
+    if row["mensagem"] is not None or row["apagada_em"] or row["transcricao_erro"]:
+        await drop_audio(database, message_id)
+        return Outcome("skipped")
+    if not (row["group_on"] and row["tenant_on"]) or row["midia"] is None:
+        await drop_audio(database, message_id)
+        return Outcome("skipped")
+
+    media: dict[str, Any] = row["midia"]
+    quote = _quote_of(media, row["grupo_id_externo"])
+    announced = _announced_seconds(media)
+    limit = settings.transcription_max_seconds
+    if announced is not None and announced > limit:
+        return await _too_long(context, queue, row, quote, announced)
+
+    key = choose_key(row["openai_key"], settings.openai_api_key)
+    with tempfile.TemporaryDirectory(prefix="intellizap-audio-") as workdir:
+        source = Path(workdir) / "source.ogg"
+        if row["base64"]:
+            audio = _decode(row["base64"])
+        else:
+            downloaded = await context.evolution.get_media_base64(
+                row["instancia"],
+                key=media["key"],
+                message=media["message"],
+                token=row["evolution_token"],
+            )
+            audio = _decode(downloaded.data_base64)
+        await asyncio.to_thread(source.write_bytes, audio)
+        del audio
+        duration = await duration_seconds(source)
+        if duration > limit:
+            return await _too_long(context, queue, row, quote, duration)
+        uploads = await uploads_for(
+            source,
+            Path(workdir),
+            duration=duration,
+            max_bytes=settings.transcription_max_upload_bytes,
+            chunk_seconds=settings.transcription_chunk_seconds,
+        )
+        texts = []
+        for index, upload in enumerate(uploads):
+            data = await asyncio.to_thread(upload.read_bytes)
+            texts.append(
+                await context.llm.transcribe(
+                    key,
+                    audio=data,
+                    filename=f"{row['id_externo']}-{index}.ogg",
+                    model=settings.transcription_model,
+                )
+            )
+    transcript = " ".join(part for part in texts if part).strip()
+
+    async with database.session() as session:
+        await session.execute(
+            _RECORD_USAGE,
+            {
+                "tenant_id": row["tenant_id"],
+                "model": settings.transcription_model,
+                "seconds": round(duration, 2),
+                "key_owner": key.owner.value,
+                "message_id": message_id,
+            },
+        )
+        stored = None
+        if transcript:
+            stored = (
+                await session.execute(
+                    _STORE_TRANSCRIPT, {"id": message_id, "transcript": transcript}
+                )
+            ).scalar_one_or_none()
+        else:
+            await session.execute(
+                _RECORD_FAILURE, {"id": message_id, "reason": "nenhuma fala reconhecida no áudio"}
+            )
+        await session.execute(_DROP_AUDIO, {"id": message_id})
+    if not transcript:
+        return Outcome("empty")
+    if stored is not None:
+        author = row["nome-autor"]
+        heading = f"🎙️ *Transcrição* ({author}):" if author else "🎙️ *Transcrição*:"
+        await queue_text(
+            queue,
+            tenant_id=row["tenant_id"],
+            number=row["grupo_id_externo"],
+            text=f"{heading}\n{transcript}",
+            max_chars=settings.send_max_chars,
+            quote=quote,
+            dedupe_key=f"transcript:{message_id}",
+        )
+    log.info(
+        "voice note transcribed",
+        usuario_id=str(row["tenant_id"]),
+        instancia=row["instancia"],
+        seconds=round(duration, 1),
+        chave=key.owner.value,
+        own_key=key.owner is KeyOwner.OWN,
+    )
+    return Outcome("transcribed", transcript)
+
+
+async def _too_long(
+    context: WorkerContext, queue: procrastinate.App, row: Any, quote: Quote, seconds: float
+) -> Outcome:
+    limit_minutes = context.settings.transcription_max_seconds / 60
+    reason = f"áudio de {seconds / 60:.1f} min acima do limite de {limit_minutes:g} min"
+    await record_failure(context.database, row["id"], reason)
+    await queue_text(
+        queue,
+        tenant_id=row["tenant_id"],
+        number=row["grupo_id_externo"],
+        text=(
+            f"🎙️ Este áudio tem {seconds / 60:.0f} min e não foi transcrito: "
+            f"o limite é de {limit_minutes:g} min."
+        ),
+        max_chars=context.settings.send_max_chars,
+        quote=quote,
+        dedupe_key=f"transcript:{row['id']}",
+    )
+    return Outcome("too_long")
+
+
+async def record_failure(database: Database, message_id: uuid.UUID, reason: str) -> None:
+    """Give up on a transcription, saying why (shown to the tenant by the frontend)."""
+    async with database.session() as session:
+        await session.execute(_RECORD_FAILURE, {"id": message_id, "reason": reason[:500]})
+        await session.execute(_DROP_AUDIO, {"id": message_id})
+
+
+async def drop_audio(database: Database, message_id: uuid.UUID) -> None:
+    async with database.session() as session:
+        await session.execute(_DROP_AUDIO, {"id": message_id})
+
+
+def _announced_seconds(media: dict[str, Any]) -> int | None:
+    message = media.get("message")
+    audio = message.get("audioMessage") if isinstance(message, dict) else None
+    seconds = audio.get("seconds") if isinstance(audio, dict) else None
+    return seconds if isinstance(seconds, int) and not isinstance(seconds, bool) else None
+
+
+def _quote_of(media: dict[str, Any], group_jid: str) -> Quote:
+    """The reply quotes the audio: its key, and a minimal audio content for the preview."""
+    key = media.get("key") if isinstance(media.get("key"), dict) else {}
+    assert isinstance(key, dict)
+    seconds = _announced_seconds(media)
+    audio: dict[str, Any] = {"ptt": True, "mimetype": "audio/ogg; codecs=opus"}
+    if seconds is not None:
+        audio["seconds"] = seconds
+    participant = key.get("participant")
+    return Quote(
+        message_id=str(key.get("id", "")),
+        chat_jid=group_jid,
+        from_me=key.get("fromMe") is True,
+        participant=participant if isinstance(participant, str) else None,
+        message={"audioMessage": audio},
+    )
