@@ -15,7 +15,6 @@ from datetime import timedelta
 from typing import Any
 
 import procrastinate
-from procrastinate import tasks as procrastinate_tasks
 from procrastinate.jobs import Job
 from procrastinate.retry import BaseRetryStrategy, RetryDecision
 
@@ -77,12 +76,17 @@ app = procrastinate.App(connector=procrastinate.PsycopgConnector(), import_paths
 
 
 def connect(url: str) -> procrastinate.App:
-    """:data:`app` bound to the database at ``url`` (open with ``async with … .open_async()``)."""
-    return app.with_connector(
-        procrastinate.PsycopgConnector(
-            conninfo=libpq_url(url), kwargs={"options": "-c timezone=UTC"}, min_size=1, max_size=4
-        )
+    """:data:`app`, connected to the database at ``url`` (open it with ``open_async``).
+
+    One process talks to one database, so the app itself gets the connector: its tasks and
+    periodic deferrer refer back to it (``App.with_connector`` copies would not be used by them).
+    """
+    connector = procrastinate.PsycopgConnector(
+        conninfo=libpq_url(url), kwargs={"options": "-c timezone=UTC"}, min_size=1, max_size=4
     )
+    app.connector = connector
+    app.job_manager.connector = connector
+    return app
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +129,7 @@ async def run_worker(
     """Run jobs until cancelled (or SIGTERM with ``install_signal_handlers``): then running jobs
     get ``shutdown_graceful_timeout`` to finish, and unfinished ones are run again later."""
     async with worker_context(settings, url) as context:
+        await recover_stalled(queue, settings)  # a restarted machine picks up its own jobs at once
         await queue.run_worker_async(
             concurrency=settings.worker_concurrency,
             fetch_job_polling_interval=settings.job_poll_seconds,
@@ -153,12 +158,9 @@ async def worker_alive(database: Database, settings: Settings) -> bool:
         return bool(recent.scalar())
 
 
-@app.periodic(cron="* * * * * */15", periodic_id="recover-stalled-jobs")
-@app.task(name="recover_stalled_jobs", queue="maintenance", pass_context=True)
-async def recover_stalled_jobs(job_context: procrastinate.JobContext, timestamp: int) -> int:
+async def recover_stalled(queue: procrastinate.App, settings: Settings) -> int:
     """Run again the jobs of workers that stopped sending heartbeats (killed, frozen, cut off)."""
-    settings = context_of(job_context).settings
-    manager = job_context.app.job_manager
+    manager = queue.job_manager
     stalled = list(
         await manager.get_stalled_jobs(seconds_since_heartbeat=settings.stalled_job_seconds)
     )
@@ -168,20 +170,21 @@ async def recover_stalled_jobs(job_context: procrastinate.JobContext, timestamp:
     return len(stalled)
 
 
+@app.periodic(cron="* * * * * */15", periodic_id="recover-stalled-jobs")
+@app.task(name="recover_stalled_jobs", queue="maintenance", pass_context=True)
+async def recover_stalled_jobs(job_context: procrastinate.JobContext, timestamp: int) -> int:
+    return await recover_stalled(job_context.app, context_of(job_context).settings)
+
+
 async def defer(
     queue: procrastinate.App, task: str, *, delay: timedelta | None = None, **options: Any
 ) -> int | None:
-    """Defer ``task`` by name on ``queue`` (the connected app); returns None when a job with the
-    same ``queueing_lock`` is already waiting (deduplication, not an error)."""
+    """Defer ``task`` by name; returns None when a job with the same ``queueing_lock`` is
+    already waiting (deduplication, not an error)."""
     args = options.pop("args", {})
     if delay is not None:
         options["schedule_in"] = {"seconds": delay.total_seconds()}
-    queue.perform_import_paths()  # type: ignore[no-untyped-call]
-    # Not `queue.configure_task`: the tasks are shared with the unconnected `app` and would defer
-    # through it. The task's queue comes from its definition.
-    deferrer = procrastinate_tasks.configure_task(
-        name=task, job_manager=queue.job_manager, queue=queue.tasks[task].queue, **options
-    )
+    deferrer = queue.configure_task(task, allow_unknown=False, **options)
     try:
         job_id: int = await deferrer.defer_async(**args)
     except procrastinate.exceptions.AlreadyEnqueued:

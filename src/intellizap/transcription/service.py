@@ -71,7 +71,10 @@ async def request_transcription(
     await jobs.defer(
         queue,
         TRANSCRIBE_TASK,
+        # At most one waiting job per message, and never two running at once: a job queued by a
+        # duplicate webhook while the first runs waits for it, then finds the transcript there.
         queueing_lock=f"transcribe:{message_id}",
+        lock=f"transcribe:{message_id}",
         args={"message_id": str(message_id)},
     )
 
