@@ -377,7 +377,6 @@ async def open_loop(
     the server does, over up to ``max_connections`` keep-alive connections. Latency is measured
     from each request's *scheduled* time (no coordinated omission): when the generator or the
     server falls behind, the delay shows up in the latency, not in fewer requests."""
-    loop = asyncio.get_running_loop()
     total = int(rate * duration)
     idle: asyncio.Queue[_Connection] = asyncio.Queue()
     opened = 0
@@ -405,18 +404,19 @@ async def open_loop(
             conn.writer.close()
             opened -= 1  # the dispatcher opens a fresh one when needed
             return
-        latencies.append(loop.time() - scheduled)
+        latencies.append(time.perf_counter() - scheduled)
         statuses[int(head[9:12])] += 1
         idle.put_nowait(conn)
 
     for _ in range(min(16, max_connections)):
         idle.put_nowait(await connect())
         opened += 1
+    # perf_counter, not loop.time(): uvloop's clock only has millisecond resolution.
     cpu_before = time.process_time()
-    start = loop.time() + 0.05
+    start = time.perf_counter() + 0.05
     for n in range(total):
         scheduled = start + n / rate
-        delay = scheduled - loop.time()
+        delay = scheduled - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
         if idle.empty() and opened < max_connections:
@@ -424,11 +424,11 @@ async def open_loop(
             conn = await connect()
         else:
             conn = await idle.get()
-        lags.append(loop.time() - scheduled)
+        lags.append(time.perf_counter() - scheduled)
         task = asyncio.create_task(fire(conn, build(n), scheduled))
         in_flight.add(task)
         task.add_done_callback(in_flight.discard)
-    sending = loop.time() - start
+    sending = time.perf_counter() - start
     if in_flight:
         await asyncio.wait(set(in_flight), timeout=request_timeout + 5)
     cpu_used = time.process_time() - cpu_before

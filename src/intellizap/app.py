@@ -91,7 +91,7 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
         worker: asyncio.Task[None] | None = None
         if roles.worker:
             worker = asyncio.create_task(
-                jobs.run_worker(queue, settings, url, install_signal_handlers=False),
+                jobs.run_worker(queue, settings, url),
                 name="job-worker",
             )
         app.state.worker = worker

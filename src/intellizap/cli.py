@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from typing import Annotated
 
@@ -71,8 +72,16 @@ def worker() -> None:
     url, _embedded = start_database(settings)
 
     async def run() -> None:
+        main = asyncio.current_task()
+        assert main is not None
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, main.cancel)
         async with jobs.connect(url).open_async() as queue:
-            await jobs.run_worker(queue, settings, url, install_signal_handlers=True)
+            try:
+                await jobs.run_worker(queue, settings, url)
+            except asyncio.CancelledError:
+                log.info("worker stopped")
 
     asyncio.run(run())
 

@@ -8,6 +8,7 @@ worth retrying: an exception whose ``transient`` attribute is False fails the jo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -123,24 +124,34 @@ async def worker_context(settings: Settings, url: str) -> AsyncIterator[WorkerCo
         await database.dispose()
 
 
-async def run_worker(
-    queue: procrastinate.App, settings: Settings, url: str, *, install_signal_handlers: bool
-) -> None:
-    """Run jobs until cancelled (or SIGTERM with ``install_signal_handlers``): then running jobs
-    get ``shutdown_graceful_timeout`` to finish, and unfinished ones are run again later."""
+async def run_worker(queue: procrastinate.App, settings: Settings, url: str) -> None:
+    """Run jobs until cancelled; on cancellation running jobs get ``shutdown_graceful_timeout``
+    to finish, and unfinished ones are run again later by another worker.
+
+    procrastinate's worker stops by itself when its database connection breaks (a PostgreSQL
+    restart or failover); it is started again here, so the process recovers on its own.
+    """
     async with worker_context(settings, url) as context:
-        await recover_stalled(queue, settings)  # a restarted machine picks up its own jobs at once
-        await queue.run_worker_async(
-            concurrency=settings.worker_concurrency,
-            fetch_job_polling_interval=settings.job_poll_seconds,
-            abort_job_polling_interval=settings.job_poll_seconds,
-            update_heartbeat_interval=settings.worker_heartbeat_seconds,
-            stalled_worker_timeout=settings.stalled_job_seconds,
-            shutdown_graceful_timeout=30,
-            install_signal_handlers=install_signal_handlers,
-            additional_context={"intellizap": context},
-            delete_jobs="successful",
-        )
+        while True:
+            try:
+                await recover_stalled(
+                    queue, settings
+                )  # a restarted machine picks up its jobs at once
+                await queue.run_worker_async(
+                    concurrency=settings.worker_concurrency,
+                    fetch_job_polling_interval=settings.job_poll_seconds,
+                    abort_job_polling_interval=settings.job_poll_seconds,
+                    update_heartbeat_interval=settings.worker_heartbeat_seconds,
+                    stalled_worker_timeout=settings.stalled_job_seconds,
+                    shutdown_graceful_timeout=30,
+                    install_signal_handlers=False,
+                    additional_context={"intellizap": context},
+                    delete_jobs="successful",
+                )
+                log.warning("job worker stopped by itself (database connection lost?), restarting")
+            except Exception as exc:
+                log.warning("job worker failed, restarting it", error=str(exc))
+            await asyncio.sleep(min(5.0, settings.job_poll_seconds * 5))
 
 
 async def worker_alive(database: Database, settings: Settings) -> bool:
