@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
@@ -177,7 +178,7 @@ async def test_sends_of_one_instance_are_spaced_and_other_instances_are_not_bloc
         by_instance.setdefault(item.instance, []).append(item.at)
     acme = sorted(by_instance["acme-support"])
     assert len(acme) == 3
-    gaps = [later - earlier for earlier, later in zip(acme, acme[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(acme)]
     assert all(gap >= interval * 0.95 for gap in gaps), gaps
     # The other instance's reply did not queue behind the first instance's pacing.
     assert by_instance[other][0] < acme[-1]
