@@ -196,7 +196,8 @@ async def _second_tenant(database: Database) -> str:
         ).scalar_one()
         await session.execute(
             text(
-                "INSERT INTO grupos (grupo_id_externo, usuario_id, ativo, transcricao_ativa) VALUES ('120363400000000001@g.us', :t, true, true)"
+                "INSERT INTO grupos (grupo_id_externo, usuario_id, ativo, transcricao_ativa)"
+                " VALUES ('120363400000000001@g.us', :t, true, true)"
             ),
             {"t": tenant_id},
         )
