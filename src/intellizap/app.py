@@ -105,7 +105,7 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
                 rate=settings.webhook_rate_per_instance, burst=settings.webhook_burst_per_instance
             ),
             directory=directory,
-            service=IngestService(database, directory, writer, queue),
+            service=IngestService(database, directory, writer, queue, settings),
             max_bytes=settings.webhook_max_bytes,
         )
         if not settings.is_production and not WebhookAuth(settings).transport_configured:

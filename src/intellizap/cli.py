@@ -145,6 +145,138 @@ def sync_groups(
     asyncio.run(run())
 
 
+InstanceOption = Annotated[
+    str, typer.Option("--instancia", help="The tenant's Evolution instance.")
+]
+
+
+@cli.command()
+def resumo(
+    group_jid: Annotated[str, typer.Argument(help="The group's JID (…@g.us).")],
+    instance: InstanceOption,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the prompt and its token count; call nothing.")
+    ] = False,
+) -> None:
+    """Summarise a group since its last summary, like /resumo typed in the group."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from intellizap.db.engine import Database
+    from intellizap.summaries.service import draft, request_on_demand
+
+    settings = _settings()
+    url, _embedded = start_database(settings)
+
+    async def run() -> None:
+        database = Database(url, pool_size=2)
+        try:
+            async with database.session() as session:
+                found = (
+                    (
+                        await session.execute(
+                            text(
+                                "SELECT g.id AS group_id, g.nome, u.id AS tenant_id, u.fuso_horario"
+                                " FROM grupos g JOIN usuarios u ON u.id = g.usuario_id"
+                                " WHERE u.instancia = :instance AND g.grupo_id_externo = :jid"
+                            ),
+                            {"instance": instance, "jid": group_jid},
+                        )
+                    )
+                    .mappings()
+                    .first()
+                )
+            if found is None:
+                typer.echo(f"the instance {instance!r} has no group {group_jid!r}", err=True)
+                raise typer.Exit(1)
+            if dry_run:
+                row = {**found, "id": None, "periodo_fim": None}
+                plan = await draft(database, settings, row, now=datetime.now(UTC))
+                for message in plan.messages:
+                    typer.echo(f"--- {message['role']} ---\n{message['content']}")
+                typer.echo(
+                    f"--- {len(plan.lines)} messages, ~{plan.prompt_tokens} prompt tokens, "
+                    f"{plan.chunks} LLM call(s) before merging ---"
+                )
+                return
+            async with jobs.connect(url).open_async() as queue:
+                summary_id = await request_on_demand(
+                    database,
+                    queue,
+                    settings,
+                    tenant_id=found["tenant_id"],
+                    group_id=found["group_id"],
+                )
+            if summary_id is None:
+                typer.echo(
+                    "a summary of this group was requested moments ago; try again later", err=True
+                )
+                raise typer.Exit(1)
+            typer.echo(f"summary {summary_id} queued; a worker will write and send it")
+        finally:
+            await database.dispose()
+
+    asyncio.run(run())
+
+
+@cli.command()
+def uso(instance: Annotated[str, typer.Argument(help="The tenant's Evolution instance.")]) -> None:
+    """Token usage of the tenant's current quota cycle."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from intellizap.db.engine import Database
+    from intellizap.tenants.clock import tenant_zone
+    from intellizap.tenants.quota import quota_status
+
+    settings = _settings()
+    url, _embedded = start_database(settings)
+
+    async def run() -> None:
+        database = Database(url, pool_size=2)
+        try:
+            async with database.session() as session:
+                tenant = (
+                    (
+                        await session.execute(
+                            text(
+                                'SELECT id, tokens_mes, "dia-renovacao-tokens" AS renewal_day,'
+                                " fuso_horario FROM usuarios WHERE instancia = :instance"
+                            ),
+                            {"instance": instance},
+                        )
+                    )
+                    .mappings()
+                    .first()
+                )
+            if tenant is None:
+                typer.echo(
+                    f"no tenant has the instance {instance!r} (usuarios.instancia)", err=True
+                )
+                raise typer.Exit(1)
+            zone = tenant_zone(tenant["fuso_horario"], settings.default_timezone)
+            status = await quota_status(
+                database,
+                tenant_id=tenant["id"],
+                limit=tenant["tokens_mes"],
+                renewal_day=tenant["renewal_day"],
+                zone=zone,
+                now=datetime.now(UTC),
+            )
+            limit = f"{status.limit:,}" if status.limit is not None else "no limit"
+            typer.echo(f"cycle since {status.cycle_start.date().isoformat()} ({zone.key})")
+            typer.echo(f"platform key: {status.used:,} tokens of {limit}")
+            typer.echo(f"own key:      {status.used_own_key:,} tokens (not counted in the quota)")
+            if status.exceeded:
+                typer.echo("quota exceeded: summaries on the platform key are refused")
+        finally:
+            await database.dispose()
+
+    asyncio.run(run())
+
+
 def main() -> None:
     try:
         cli()

@@ -33,6 +33,9 @@ TASK_MODULES = [
     "intellizap.evolution.sending",
     "intellizap.transcription.tasks",
     "intellizap.tenants.group_sync",
+    "intellizap.summaries.scheduled",
+    "intellizap.summaries.tasks",
+    "intellizap.ingest.scheduled",
 ]
 
 

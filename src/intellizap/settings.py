@@ -98,6 +98,18 @@ class Settings(BaseSettings):
         default=600, ge=10, description="audio longer than this is split before upload"
     )
 
+    # -- summaries ------------------------------------------------------------------------------
+    summary_max_window_hours: float = Field(default=24, gt=0, le=24 * 31)
+    summary_min_messages: int = Field(default=5, ge=1)
+    summary_catchup_hours: float = Field(
+        default=3, ge=0, le=23, description="how late a missed scheduled summary is still sent"
+    )
+    summary_input_token_budget: int = Field(
+        default=60_000, ge=2_000, description="above this the transcript is map-reduced"
+    )
+    summary_max_output_tokens: int = Field(default=1_500, ge=100)
+    summary_on_demand_minutes: float = Field(default=10, ge=0)
+
     # -- product defaults -----------------------------------------------------------------------
     default_timezone: str = "America/Sao_Paulo"
     retention_days: int = Field(default=30, ge=1)

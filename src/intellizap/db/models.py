@@ -55,6 +55,9 @@ class Tenant(Base):
     quota_renewal_day: Mapped[int | None] = mapped_column("dia-renovacao-tokens", Integer)
     timezone: Mapped[str | None] = mapped_column("fuso_horario", String)
     evolution_token: Mapped[str | None] = mapped_column(String)
+    members_can_summarize: Mapped[bool] = mapped_column(
+        "resumo_membros", Boolean, server_default="false"
+    )
     created_at: Mapped[datetime] = _created_at()
 
 
@@ -153,6 +156,18 @@ class Summary(Base):
     local_day: Mapped[date | None] = mapped_column("data_referencia", Date)
     tokens_used: Mapped[int | None] = mapped_column("tokens_usados", Integer)
     error: Mapped[str | None] = mapped_column("erro", Text)
+    created_at: Mapped[datetime] = _created_at()
+
+
+class SentMessage(Base):
+    """A message the backend sent (summary, transcript): excluded from later summaries."""
+
+    __tablename__ = "mensagens_enviadas"
+
+    external_id: Mapped[str] = mapped_column("id_externo", String, primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        "usuario_id", Uuid, ForeignKey("usuarios.id", ondelete="CASCADE")
+    )
     created_at: Mapped[datetime] = _created_at()
 
 

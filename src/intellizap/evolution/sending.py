@@ -14,9 +14,11 @@ import uuid
 from typing import Any
 
 import procrastinate
+from sqlalchemy import text as sql
 
 from intellizap import jobs
 from intellizap.evolution.client import Quote
+from intellizap.evolution.errors import EvolutionError
 from intellizap.logging import get_logger
 from intellizap.tenants.repository import tenant_by_id
 
@@ -62,9 +64,11 @@ async def queue_text(
     max_chars: int,
     quote: Quote | None = None,
     dedupe_key: str | None = None,
+    summary_id: uuid.UUID | None = None,
 ) -> int:
     """Defer the sends of ``text`` to ``number`` (the quote goes on the first part); returns the
-    number of parts. ``dedupe_key`` makes a repeated request a no-op while it is queued."""
+    number of parts. ``dedupe_key`` makes a repeated request a no-op while it is queued. With
+    ``summary_id``, the summary is marked sent after its last part (or failed, with the reason)."""
     parts = split_text(text, max_chars)
     for index, part in enumerate(parts):
         await jobs.defer(
@@ -77,6 +81,8 @@ async def queue_text(
                 "number": number,
                 "text": part,
                 "quote": _quote_args(quote) if quote and index == 0 else None,
+                "summary_id": str(summary_id) if summary_id else None,
+                "completes_summary": index == len(parts) - 1,
             },
         )
     return len(parts)
@@ -92,7 +98,19 @@ def _quote_args(quote: Quote) -> dict[str, Any]:
     }
 
 
-@jobs.app.task(name="send_text", queue="sending", retry=jobs.Backoff(), pass_context=True)
+_RECORD_SENT = sql(
+    "INSERT INTO mensagens_enviadas (id_externo, usuario_id) VALUES (:id, :tenant_id) "
+    "ON CONFLICT DO NOTHING"
+)
+_SUMMARY_SENT = sql(
+    "UPDATE resumos SET status = 'enviado', data_envio = now(), erro = NULL WHERE id = :id"
+)
+_SUMMARY_FAILED = sql("UPDATE resumos SET status = 'erro', erro = :reason WHERE id = :id")
+
+SEND_RETRY = jobs.Backoff(max_attempts=8)
+
+
+@jobs.app.task(name="send_text", queue="sending", retry=SEND_RETRY, pass_context=True)
 async def send_text(
     job_context: procrastinate.JobContext,
     *,
@@ -100,16 +118,32 @@ async def send_text(
     number: str,
     text: str,
     quote: dict[str, Any] | None = None,
+    summary_id: str | None = None,
+    completes_summary: bool = False,
 ) -> str | None:
     context = jobs.context_of(job_context)
     tenant = await tenant_by_id(context.database, uuid.UUID(tenant_id))
-    message_id = await context.evolution.send_text(
-        tenant.instance,
-        number=number,
-        text=text,
-        quote=Quote(**quote) if quote else None,
-        token=tenant.evolution_token,
-    )
+    try:
+        message_id = await context.evolution.send_text(
+            tenant.instance,
+            number=number,
+            text=text,
+            quote=Quote(**quote) if quote else None,
+            token=tenant.evolution_token,
+        )
+    except EvolutionError as exc:
+        last_attempt = job_context.job.attempts + 1 >= SEND_RETRY.max_attempts
+        if summary_id and (not exc.transient or last_attempt):
+            async with context.database.session() as session:
+                await session.execute(
+                    _SUMMARY_FAILED, {"id": summary_id, "reason": f"envio falhou: {exc}"[:500]}
+                )
+        raise
+    async with context.database.session() as session:
+        if message_id:  # so our own messages never end up in a summary
+            await session.execute(_RECORD_SENT, {"id": message_id, "tenant_id": tenant.id})
+        if summary_id and completes_summary:
+            await session.execute(_SUMMARY_SENT, {"id": summary_id})
     log.info("text sent", instancia=tenant.instance, usuario_id=tenant_id, chars=len(text))
     # Still holding this instance's lock: the next send of the instance waits for this pause.
     await asyncio.sleep(context.settings.send_min_interval_seconds)

@@ -29,6 +29,8 @@ from intellizap.ingest.changes import record_change
 from intellizap.ingest.metrics import EVENTS
 from intellizap.ingest.writer import MessageWriter, NewMessage, WriteResult
 from intellizap.logging import get_logger
+from intellizap.settings import Settings
+from intellizap.summaries.service import COMMAND, request_on_demand
 from intellizap.tenants.directory import GroupInfo, TenantDirectory, TenantInfo
 from intellizap.tenants.group_sync import request_group_sync
 from intellizap.transcription.service import request_transcription, untranscribed_message
@@ -56,7 +58,9 @@ class IngestService:
         directory: TenantDirectory,
         writer: MessageWriter,
         queue: procrastinate.App,
+        settings: Settings,
     ) -> None:
+        self._settings = settings
         self._database = database
         self._directory = directory
         self._writer = writer
@@ -89,6 +93,8 @@ class IngestService:
                 result = await self._store(group, event)
                 if event.kind == "audio" and tenant.transcription_enabled:
                     await self._transcribe(group, event, result)
+                if result.stored and _is_summary_command(event):
+                    await self._summarize_on_demand(tenant, group, event)
                 return "stored" if result.stored else "duplicate"
             case MessageEdited():
                 group = await self._ingested_group(tenant, event.chat_jid)
@@ -192,6 +198,22 @@ class IngestService:
                 media=message.media_key,
                 media_base64=message.media_base64,
             )
+
+    async def _summarize_on_demand(
+        self, tenant: TenantInfo, group: GroupInfo, message: ChatMessage
+    ) -> None:
+        if not (message.from_me or tenant.members_can_summarize):
+            log.info("/resumo from a member ignored (resumo_membros is off)")
+            return
+        summary_id = await request_on_demand(
+            self._database, self._queue, self._settings, tenant_id=tenant.id, group_id=group.id
+        )
+        if summary_id is None:
+            log.info("/resumo ignored: one was asked for a moment ago")
+
+
+def _is_summary_command(message: ChatMessage) -> bool:
+    return message.kind == "texto" and (message.text or "").strip().lower() == COMMAND
 
 
 def _clean(value: str | None) -> str | None:

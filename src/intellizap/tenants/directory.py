@@ -45,12 +45,14 @@ class TenantInfo:
     evolution_token: str | None
     transcription_enabled: bool
     max_groups: int | None
+    members_can_summarize: bool = False
+    """Group members other than the account owner may ask for ``/resumo``."""
     groups: dict[str, GroupInfo] = field(default_factory=dict)
 
 
 _LOAD_TENANT = text(
     """
-    SELECT u.id, u.evolution_token, u.transcricao_ativa, u.max_grupos,
+    SELECT u.id, u.evolution_token, u.transcricao_ativa, u.max_grupos, u.resumo_membros,
            g.id AS group_id, g.grupo_id_externo, g.ativo, g.resumo_ativo,
            g.transcricao_ativa AS group_transcription, g.created_at
     FROM usuarios u
@@ -95,6 +97,7 @@ def _build_tenant(instance: str, rows: Sequence[RowMapping]) -> TenantInfo | Non
         evolution_token=token,
         transcription_enabled=bool(tenant["transcricao_ativa"]),
         max_groups=max_groups,
+        members_can_summarize=bool(tenant["resumo_membros"]),
         groups={
             row["grupo_id_externo"]: GroupInfo(
                 id=row["group_id"],

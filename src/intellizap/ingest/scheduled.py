@@ -1,0 +1,62 @@
+"""Housekeeping of ingested data, once a day: retention and the job queue's finished jobs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import procrastinate
+from sqlalchemy import text
+
+from intellizap import jobs
+from intellizap.db.engine import Database
+from intellizap.logging import get_logger
+
+log = get_logger(__name__)
+
+BATCH = 5_000
+FINISHED_JOBS_KEPT_HOURS = 7 * 24
+
+# Small batches keep each transaction short on a busy table.
+_DELETE_OLD_MESSAGES = text(
+    "DELETE FROM mensagens WHERE id IN ("
+    " SELECT id FROM mensagens WHERE data_mensagem < :before LIMIT :batch)"
+)
+_DELETE_STALE = (
+    text("DELETE FROM alteracoes_pendentes WHERE created_at < :before"),
+    text("DELETE FROM mensagens_enviadas WHERE created_at < :before"),
+)
+_DELETE_ABANDONED_AUDIO = text("DELETE FROM audios_pendentes WHERE created_at < :before")
+
+
+async def delete_old_messages(database: Database, *, now: datetime, retention_days: int) -> int:
+    """Delete messages older than ``retention_days``, in batches; returns how many."""
+    before = now - timedelta(days=retention_days)
+    deleted = 0
+    while True:
+        async with database.session() as session:
+            result = await session.execute(_DELETE_OLD_MESSAGES, {"before": before, "batch": BATCH})
+        batch: int = result.rowcount  # type: ignore[attr-defined]
+        deleted += batch
+        if batch < BATCH:
+            break
+    async with database.session() as session:
+        for statement in _DELETE_STALE:
+            await session.execute(statement, {"before": before})
+        await session.execute(_DELETE_ABANDONED_AUDIO, {"before": now - timedelta(days=1)})
+    return deleted
+
+
+@jobs.app.periodic(cron="40 3 * * *", periodic_id="daily-cleanup")
+@jobs.app.task(name="cleanup", queue="maintenance", pass_context=True)
+async def cleanup(job_context: procrastinate.JobContext, timestamp: int) -> int:
+    context = jobs.context_of(job_context)
+    deleted = await delete_old_messages(
+        context.database,
+        now=datetime.fromtimestamp(timestamp, UTC),
+        retention_days=context.settings.retention_days,
+    )
+    await job_context.app.job_manager.delete_old_jobs(
+        nb_hours=FINISHED_JOBS_KEPT_HOURS, include_failed=True
+    )
+    log.info("cleanup done", mensagens_apagadas=deleted)
+    return deleted

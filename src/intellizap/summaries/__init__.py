@@ -1,0 +1,1 @@
+"""Daily WhatsApp group summaries: transcript rendering, prompts, chunking and scheduling."""

@@ -1,0 +1,636 @@
+"""EvolutionClient against the fake Evolution API over real HTTP, and the LLM error translation
+through the real OpenAI SDK against the fake OpenAI API.
+
+Request bodies are compared with the fixtures of reference.md §4 (tests/fixtures/evolution).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from intellizap.evolution.client import EvolutionClient, GroupMetadata, MediaFile, Quote
+from intellizap.evolution.errors import (
+    BadRequest,
+    EvolutionError,
+    EvolutionUnavailable,
+    InstanceNotFound,
+    NotAuthorized,
+    NotOnWhatsApp,
+)
+from intellizap.llm import (
+    InvalidApiKey,
+    KeyOwner,
+    Llm,
+    LlmRejected,
+    LlmUnavailable,
+    RateLimited,
+    choose_key,
+)
+from tests.conftest import free_port, load_fixture
+from tests.fakes.evolution import NOT_ON_WHATSAPP, FakeEvolution, not_on_whatsapp
+from tests.fakes.openai import FakeOpenAI
+
+GLOBAL_KEY = "evo-global-key-0123456789abcdef"
+TENANT_TOKEN = "evo-tenant-token-fedcba9876543210"
+INSTANCE = "loja"
+NUMBER = "5511988880001"
+CHAT_JID = "5511988880001@s.whatsapp.net"
+GROUP_JID = "120363401234567890@g.us"
+QUOTED_ID = "A5561E44C2A63682E4295B52F484C14E"
+QUOTED_TEXT = "Oi, qual o status do meu pedido #1234?"
+REPLY = "Olá! Seu pedido #1234 foi enviado."
+SEND = "/message/sendText/"
+MESSAGE_ID = re.compile(r"^3EB0[0-9A-F]{18}$")
+
+
+@pytest.fixture
+def evo() -> Iterator[FakeEvolution]:
+    with FakeEvolution.running() as fake:
+        yield fake
+
+
+def make_client(url: str, **kwargs: Any) -> EvolutionClient:
+    options: dict[str, Any] = {"api_key": GLOBAL_KEY, "backoff": 0.01, "timeout": 10.0}
+    options.update(kwargs)
+    return EvolutionClient(url, **options)
+
+
+@pytest.fixture
+async def client(evo: FakeEvolution) -> AsyncIterator[EvolutionClient]:
+    evolution = make_client(evo.url)
+    yield evolution
+    await evolution.aclose()
+
+
+def reply_quote(**overrides: Any) -> Quote:
+    values: dict[str, Any] = {
+        "message_id": QUOTED_ID,
+        "chat_jid": CHAT_JID,
+        "from_me": False,
+        "message": {"conversation": QUOTED_TEXT},
+    }
+    values.update(overrides)
+    return Quote(**values)
+
+
+def assert_no_secret(error: BaseException, *secrets: str) -> None:
+    for secret in secrets:
+        assert secret not in str(error)
+        assert secret not in repr(error)
+        assert all(secret not in str(arg) for arg in error.args)
+
+
+# --- sendText ------------------------------------------------------------------------------------
+
+
+async def test_v2_send_text_body_has_the_shape_of_the_fixture(
+    evo: FakeEvolution, client: EvolutionClient
+) -> None:
+    fixture = load_fixture("rest.sendText.v2.request.json")
+
+    message_id = await client.send_text(INSTANCE, number=NUMBER, text=REPLY, quote=reply_quote())
+
+    (sent,) = evo.sent
+    assert sent.body == {
+        "number": NUMBER,
+        "text": REPLY,
+        "linkPreview": False,
+        "quoted": {
+            "key": {"id": QUOTED_ID, "remoteJid": CHAT_JID, "fromMe": False},
+            "message": {"conversation": QUOTED_TEXT},
+        },
+    }
+    # Same fields as Evolution's documented request (``delay`` is optional pacing, not used).
+    assert set(sent.body) == set(fixture) - {"delay"}
+    assert sent.body["linkPreview"] is fixture["linkPreview"] is False
+    assert sent.body["quoted"]["message"] == fixture["quoted"]["message"]
+    assert fixture["quoted"]["key"].items() <= sent.body["quoted"]["key"].items()
+    assert (sent.instance, sent.number, sent.text, sent.quoted_id) == (
+        INSTANCE,
+        NUMBER,
+        REPLY,
+        QUOTED_ID,
+    )
+    assert message_id is not None
+    assert MESSAGE_ID.match(message_id)
+
+
+async def test_v2_send_text_returns_each_new_message_id(
+    evo: FakeEvolution, client: EvolutionClient
+) -> None:
+    first = await client.send_text(INSTANCE, number=NUMBER, text="um")
+    second = await client.send_text(INSTANCE, number=NUMBER, text="dois")
+
+    assert first is not None
+    assert second is not None
+    assert MESSAGE_ID.match(first)
+    assert MESSAGE_ID.match(second)
+    assert first != second
+    assert [s.body for s in evo.sent] == [
+        {"number": NUMBER, "text": "um", "linkPreview": False},
+        {"number": NUMBER, "text": "dois", "linkPreview": False},
+    ]
+
+
+async def test_v2_quote_of_a_group_message_names_its_participant(
+    evo: FakeEvolution, client: EvolutionClient
+) -> None:
+    quote = reply_quote(
+        chat_jid=GROUP_JID, participant="5521977770002@s.whatsapp.net", message=None
+    )
+
+    await client.send_text(INSTANCE, number=GROUP_JID, text=REPLY, quote=quote)
+
+    (sent,) = evo.sent
+    assert sent.body["number"] == GROUP_JID
+    assert sent.body["quoted"] == {
+        "key": {
+            "id": QUOTED_ID,
+            "remoteJid": GROUP_JID,
+            "fromMe": False,
+            "participant": "5521977770002@s.whatsapp.net",
+        }
+    }
+
+
+async def test_v1_send_text_body_has_the_shape_of_the_fixture(evo: FakeEvolution) -> None:
+    fixture = load_fixture("rest.sendText.v1.request.json")
+    client = make_client(evo.url, api_version=1)
+    try:
+        message_id = await client.send_text(
+            INSTANCE, number=NUMBER, text=REPLY, quote=reply_quote()
+        )
+    finally:
+        await client.aclose()
+
+    (sent,) = evo.sent
+    assert sent.body == {
+        "number": NUMBER,
+        "options": {
+            "delay": 0,
+            "presence": "composing",
+            "linkPreview": False,
+            "quoted": fixture["options"]["quoted"],
+        },
+        "textMessage": {"text": REPLY},
+    }
+    assert set(sent.body) == set(fixture)
+    assert set(sent.body["options"]) == set(fixture["options"]) - {"mentions"}
+    assert sent.body["textMessage"] == fixture["textMessage"]
+    assert sent.quoted_id == QUOTED_ID
+    assert message_id is not None
+    assert MESSAGE_ID.match(message_id)
+
+
+async def test_v1_send_text_without_quote_has_no_quoted_option(evo: FakeEvolution) -> None:
+    client = make_client(evo.url, api_version=1)
+    try:
+        await client.send_text(INSTANCE, number=NUMBER, text=REPLY)
+    finally:
+        await client.aclose()
+
+    (sent,) = evo.sent
+    assert sent.body == {
+        "number": NUMBER,
+        "options": {"delay": 0, "presence": "composing", "linkPreview": False},
+        "textMessage": {"text": REPLY},
+    }
+
+
+async def test_instance_name_is_escaped_in_the_path(
+    evo: FakeEvolution, client: EvolutionClient
+) -> None:
+    await client.send_text("Loja Centro", number=NUMBER, text=REPLY)
+
+    (sent,) = evo.sent
+    assert sent.instance == "Loja Centro"
+
+
+# --- apikey header -------------------------------------------------------------------------------
+
+
+async def test_apikey_header_is_the_tenant_token_when_given(
+    evo: FakeEvolution, client: EvolutionClient
+) -> None:
+    evo.valid_keys = {TENANT_TOKEN}
+
+    await client.send_text(INSTANCE, number=NUMBER, text=REPLY, token=TENANT_TOKEN)
+
+    assert [s.apikey for s in evo.sent] == [TENANT_TOKEN]
+    assert [r.apikey for r in evo.requests] == [TENANT_TOKEN]
+
+
+async def test_apikey_header_is_the_global_key_without_a_tenant_token(
+    evo: FakeEvolution, client: EvolutionClient
+) -> None:
+    evo.valid_keys = {GLOBAL_KEY}
+
+    await client.send_text(INSTANCE, number=NUMBER, text=REPLY)
+    await client.send_text(INSTANCE, number=NUMBER, text=REPLY, token="")
+    await client.fetch_all_groups(INSTANCE)
+
+    assert [s.apikey for s in evo.sent] == [GLOBAL_KEY, GLOBAL_KEY]
+    assert [r.apikey for r in evo.requests] == [GLOBAL_KEY] * 3
+
+
+async def test_no_key_at_all_sends_no_header_and_is_not_authorized(evo: FakeEvolution) -> None:
+    client = make_client(evo.url, api_key=None)
+    try:
+        with pytest.raises(NotAuthorized):
+            await client.send_text(INSTANCE, number=NUMBER, text=REPLY)
+    finally:
+        await client.aclose()
+
+    assert [r.apikey for r in evo.requests] == [None]
+    assert evo.sent == []
+
+
+# --- retries -------------------------------------------------------------------------------------
+
+
+async def test_5xx_then_success_is_retried(evo: FakeEvolution, client: EvolutionClient) -> None:
+    evo.fail_next(SEND, 503, times=2)
+
+    message_id = await client.send_text(INSTANCE, number=NUMBER, text=REPLY)
+
+    assert [r.status for r in evo.requests_to(SEND)] == [503, 503, 201]
+    assert len(evo.sent) == 1
+    assert message_id is not None
+    assert MESSAGE_ID.match(message_id)
+
+
+async def test_429_then_success_is_retried(evo: FakeEvolution, client: EvolutionClient) -> None:
+    evo.fail_next(SEND, 429, retry_after=0)
+
+    await client.send_text(INSTANCE, number=NUMBER, text=REPLY)
+
+    assert [r.status for r in evo.requests_to(SEND)] == [429, 201]
+    assert len(evo.sent) == 1
+
+
+async def test_persistent_5xx_is_unavailable_after_all_attempts(evo: FakeEvolution) -> None:
+    evo.fail_next(SEND, 500, times=10)
+    client = make_client(evo.url, attempts=4)
+    try:
+        with pytest.raises(EvolutionUnavailable) as caught:
+            await client.send_text(INSTANCE, number=NUMBER, text=REPLY)
+    finally:
+        await client.aclose()
+
+    assert caught.value.transient is True
+    assert "500" in str(caught.value)
+    assert [r.status for r in evo.requests_to(SEND)] == [500] * 4
+    assert evo.sent == []
+    assert_no_secret(caught.value, GLOBAL_KEY)
+
+
+async def test_network_error_is_unavailable(evo: FakeEvolution) -> None:
+    client = make_client(f"http://127.0.0.1:{free_port()}", attempts=2)
+    try:
+        with pytest.raises(EvolutionUnavailable) as caught:
+            await client.send_text(INSTANCE, number=NUMBER, text=REPLY, token=TENANT_TOKEN)
+    finally:
+        await client.aclose()
+
+    assert caught.value.transient is True
+    assert "unreachable" in str(caught.value)
+    assert_no_secret(caught.value, GLOBAL_KEY, TENANT_TOKEN)
+
+
+# --- 4xx errors ----------------------------------------------------------------------------------
+
+
+async def test_401_is_not_authorized_and_not_retried(evo: FakeEvolution) -> None:
+    evo.valid_keys = {GLOBAL_KEY}
+    wrong = "evo-wrong-token-00000000000000"
+    client = make_client(evo.url)
+    try:
+        with pytest.raises(NotAuthorized) as caught:
+            await client.send_text(INSTANCE, number=NUMBER, text=REPLY, token=wrong)
+    finally:
+        await client.aclose()
+
+    assert caught.value.transient is False
+    assert "401" in str(caught.value)
+    assert [r.status for r in evo.requests_to(SEND)] == [401]
+    assert_no_secret(caught.value, wrong, GLOBAL_KEY)
+
+
+async def test_404_is_instance_not_found(evo: FakeEvolution, client: EvolutionClient) -> None:
+    evo.instances = {"other"}
+
+    with pytest.raises(InstanceNotFound) as caught:
+        await client.send_text(INSTANCE, number=NUMBER, text=REPLY)
+
+    assert caught.value.transient is False
+    assert f'The "{INSTANCE}" instance does not exist' in str(caught.value)
+    assert [r.status for r in evo.requests_to(SEND)] == [404]
+    assert_no_secret(caught.value, GLOBAL_KEY)
+
+
+@pytest.mark.parametrize("body", [NOT_ON_WHATSAPP, not_on_whatsapp("+55 11 90000-1111")])
+async def test_400_not_on_whatsapp(
+    evo: FakeEvolution, client: EvolutionClient, body: dict[str, Any]
+) -> None:
+    evo.fail_next(SEND, 400, body=body)
+
+    with pytest.raises(NotOnWhatsApp) as caught:
+        await client.send_text(INSTANCE, number="5511900000000", text=REPLY)
+
+    assert caught.value.transient is False
+    assert body["response"]["message"][0]["number"] in str(caught.value)
+    assert [r.status for r in evo.requests_to(SEND)] == [400]
+    assert_no_secret(caught.value, GLOBAL_KEY)
+
+
+async def test_other_400_is_bad_request_with_evolutions_message(
+    evo: FakeEvolution, client: EvolutionClient
+) -> None:
+    with pytest.raises(BadRequest) as caught:
+        await client.send_text(INSTANCE, number=NUMBER, text="   ", token=TENANT_TOKEN)
+
+    assert not isinstance(caught.value, NotOnWhatsApp)
+    assert caught.value.transient is False
+    assert "Text is required" in str(caught.value)
+    assert "400" in str(caught.value)
+    assert [r.status for r in evo.requests_to(SEND)] == [400]
+    assert_no_secret(caught.value, GLOBAL_KEY, TENANT_TOKEN)
+
+
+async def test_400_with_a_plain_message_keeps_it(
+    evo: FakeEvolution, client: EvolutionClient
+) -> None:
+    evo.fail_next(SEND, 400, body={"message": "something odd happened"})
+
+    with pytest.raises(BadRequest, match="something odd happened"):
+        await client.send_text(INSTANCE, number=NUMBER, text=REPLY)
+
+
+async def test_every_error_is_an_evolution_error(
+    evo: FakeEvolution, client: EvolutionClient
+) -> None:
+    evo.instances = {"other"}
+    with pytest.raises(EvolutionError):
+        await client.fetch_all_groups(INSTANCE)
+
+
+# --- media ---------------------------------------------------------------------------------------
+
+
+async def test_get_media_base64_sends_key_and_message(
+    evo: FakeEvolution, client: EvolutionClient
+) -> None:
+    data = b"OggS\x00\x02" + bytes(range(256)) * 4
+    evo.add_media("D4C3B2A1F0E9D8C7B6A5F4E3D2C1B0A9", data)
+    key = {"remoteJid": GROUP_JID, "fromMe": False, "id": "D4C3B2A1F0E9D8C7B6A5F4E3D2C1B0A9"}
+    message = {"audioMessage": {"mimetype": "audio/ogg; codecs=opus", "ptt": True, "seconds": 3}}
+
+    media = await client.get_media_base64(INSTANCE, key=key, message=message, token=TENANT_TOKEN)
+
+    (download,) = evo.downloads
+    assert download["body"] == {"message": {"key": key, "message": message}, "convertToMp4": False}
+    assert download["instance"] == INSTANCE
+    assert download["apikey"] == TENANT_TOKEN
+    # The documented minimal request is contained in what is sent.
+    fixture = load_fixture("rest.getBase64.v2.request.json")
+    assert set(download["body"]) == set(fixture)
+    assert download["body"]["convertToMp4"] is fixture["convertToMp4"]
+    assert media == MediaFile(
+        data_base64=base64.b64encode(data).decode(),
+        mimetype="audio/ogg; codecs=opus",
+        file_name="D4C3B2A1F0E9D8C7B6A5F4E3D2C1B0A9.oga",
+    )
+    assert base64.b64decode(media.data_base64) == data
+
+
+async def test_get_media_base64_of_unknown_media_is_bad_request(
+    evo: FakeEvolution, client: EvolutionClient
+) -> None:
+    with pytest.raises(BadRequest) as caught:
+        await client.get_media_base64(
+            INSTANCE, key={"id": "NOPE"}, message={"audioMessage": {}}, token=TENANT_TOKEN
+        )
+
+    assert "Message not found" in str(caught.value)
+    assert len(evo.downloads) == 1
+    assert_no_secret(caught.value, TENANT_TOKEN, GLOBAL_KEY)
+
+
+async def test_get_media_base64_without_base64_in_the_answer_is_bad_request(
+    evo: FakeEvolution, client: EvolutionClient
+) -> None:
+    evo.fail_next("/chat/getBase64FromMediaMessage/", 201, body={"mediaType": "audioMessage"})
+
+    with pytest.raises(BadRequest, match="no media"):
+        await client.get_media_base64(INSTANCE, key={"id": "X"}, message={})
+
+
+# --- groups --------------------------------------------------------------------------------------
+
+
+async def test_fetch_all_groups_without_participants(
+    evo: FakeEvolution, client: EvolutionClient
+) -> None:
+    groups = load_fixture("rest.fetchAllGroups.response.json")
+    evo.groups[INSTANCE] = [
+        *groups,
+        {"id": "120363400000000001@g.us", "subject": ""},
+        {"id": "5511988880001@s.whatsapp.net", "subject": "not a group"},
+        {"subject": "no id"},
+    ]
+
+    result = await client.fetch_all_groups(INSTANCE, token=TENANT_TOKEN)
+
+    assert result == [
+        GroupMetadata(jid="120363401234567890@g.us", subject="Equipe Vendas"),
+        GroupMetadata(jid="120363409876543210@g.us", subject="Clientes VIP"),
+        GroupMetadata(jid="120363400000000001@g.us", subject=None),
+    ]
+    (call,) = evo.group_calls
+    assert call["path"] == f"/group/fetchAllGroups/{INSTANCE}"
+    assert call["query"] == {"getParticipants": "false"}
+    assert call["apikey"] == TENANT_TOKEN
+
+
+async def test_fetch_all_groups_skips_items_that_are_not_groups(
+    evo: FakeEvolution, client: EvolutionClient
+) -> None:
+    evo.fail_next(
+        "/group/fetchAllGroups/",
+        200,
+        body=["garbage", 42, None, {"id": 7}, {"id": GROUP_JID, "subject": "Equipe Vendas"}],
+    )
+
+    result = await client.fetch_all_groups(INSTANCE)
+
+    assert result == [GroupMetadata(jid=GROUP_JID, subject="Equipe Vendas")]
+    (request,) = evo.requests_to("/group/fetchAllGroups/")
+    assert request.query == {"getParticipants": "false"}
+
+
+async def test_fetch_all_groups_with_the_default_groups(
+    evo: FakeEvolution, client: EvolutionClient
+) -> None:
+    result = await client.fetch_all_groups(INSTANCE)
+
+    assert [(g.jid, g.subject) for g in result] == [
+        (group["id"], group["subject"])
+        for group in load_fixture("rest.fetchAllGroups.response.json")
+    ]
+
+
+async def test_fetch_all_groups_that_is_not_a_list_is_bad_request(
+    evo: FakeEvolution, client: EvolutionClient
+) -> None:
+    evo.fail_next("/group/fetchAllGroups/", 200, body={"unexpected": True})
+
+    with pytest.raises(BadRequest, match="did not return a list"):
+        await client.fetch_all_groups(INSTANCE)
+
+
+async def test_find_group_info(evo: FakeEvolution, client: EvolutionClient) -> None:
+    group = await client.find_group_info(INSTANCE, "120363409876543210@g.us")
+
+    assert group == GroupMetadata(jid="120363409876543210@g.us", subject="Clientes VIP")
+    (call,) = evo.group_calls
+    assert call["path"] == f"/group/findGroupInfos/{INSTANCE}"
+    assert call["query"] == {"groupJid": "120363409876543210@g.us"}
+    assert call["apikey"] == GLOBAL_KEY
+
+
+async def test_find_group_info_of_an_unknown_group_is_bad_request(
+    evo: FakeEvolution, client: EvolutionClient
+) -> None:
+    with pytest.raises(BadRequest, match="item-not-found"):
+        await client.find_group_info(INSTANCE, "120363400000000099@g.us")
+
+
+# --- LLM error translation through the real OpenAI SDK -------------------------------------------
+
+OWN_KEY = "sk-tenant-own-key-0123456789abcdef"
+PLATFORM_KEY = "sk-platform-key-fedcba9876543210"
+
+
+@pytest.fixture
+def ai() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI.running() as fake:
+        fake.transcript = "  bom dia a todos  "
+        fake.completion = "Resumo."
+        yield fake
+
+
+@pytest.fixture
+async def llm(ai: FakeOpenAI) -> AsyncIterator[Llm]:
+    client = Llm(ai.url, timeout=10.0)
+    yield client
+    await client.aclose()
+
+
+MESSAGES = [{"role": "user", "content": "resuma"}]
+
+
+async def test_llm_calls_succeed_with_the_chosen_key(ai: FakeOpenAI, llm: Llm) -> None:
+    key = choose_key(OWN_KEY, None)
+
+    text = await llm.transcribe(key, audio=b"OggS-fake", filename="audio.ogg", model="whisper-1")
+    completion = await llm.complete(key, model="gpt-test", messages=MESSAGES, max_tokens=50)
+
+    assert text == "bom dia a todos"
+    assert completion.text == "Resumo."
+    assert completion.model == "gpt-test"
+    assert completion.input_tokens > 0
+    assert completion.output_tokens > 0
+    assert [t.api_key for t in ai.transcriptions] == [OWN_KEY]
+    assert [c.api_key for c in ai.completions] == [OWN_KEY]
+
+
+@pytest.mark.parametrize("owner", [KeyOwner.OWN, KeyOwner.PLATFORM])
+async def test_llm_invalid_key(ai: FakeOpenAI, llm: Llm, owner: KeyOwner) -> None:
+    key = (
+        choose_key(OWN_KEY, None)
+        if owner is KeyOwner.OWN
+        else choose_key(None, SecretStr(PLATFORM_KEY))
+    )
+    ai.invalid_keys = {key.secret}
+
+    with pytest.raises(InvalidApiKey) as on_transcribe:
+        await llm.transcribe(key, audio=b"x", filename="a.ogg", model="whisper-1")
+    with pytest.raises(InvalidApiKey) as on_complete:
+        await llm.complete(key, model="gpt-test", messages=MESSAGES, max_tokens=10)
+
+    for caught in (on_transcribe, on_complete):
+        assert caught.value.transient is False
+        assert "401" in str(caught.value)
+        assert_no_secret(caught.value, key.secret, key.secret[-4:] + ".")
+    assert len(ai.requests) == 2  # not retried by the SDK
+
+
+async def test_llm_rate_limited_carries_retry_after(ai: FakeOpenAI, llm: Llm) -> None:
+    key = choose_key(OWN_KEY, None)
+    ai.fail_next("/chat/completions", 429, retry_after=7)
+
+    with pytest.raises(RateLimited) as caught:
+        await llm.complete(key, model="gpt-test", messages=MESSAGES, max_tokens=10)
+
+    assert caught.value.retry_after == 7
+    assert caught.value.transient is True
+    assert len(ai.requests) == 1
+    assert_no_secret(caught.value, OWN_KEY)
+
+
+async def test_llm_rate_limited_without_retry_after(ai: FakeOpenAI, llm: Llm) -> None:
+    ai.fail_next("/audio/", 429)
+
+    with pytest.raises(RateLimited) as caught:
+        await llm.transcribe(
+            choose_key(OWN_KEY, None), audio=b"x", filename="a.ogg", model="whisper-1"
+        )
+
+    assert caught.value.retry_after is None
+
+
+@pytest.mark.parametrize("status", [500, 503])
+async def test_llm_5xx_is_unavailable(ai: FakeOpenAI, llm: Llm, status: int) -> None:
+    ai.fail_next("/audio/", status)
+
+    with pytest.raises(LlmUnavailable) as caught:
+        await llm.transcribe(
+            choose_key(OWN_KEY, None), audio=b"x", filename="a.ogg", model="whisper-1"
+        )
+
+    assert caught.value.transient is True
+    assert str(status) in str(caught.value)
+    assert len(ai.requests) == 1
+
+
+async def test_llm_unreachable_is_unavailable() -> None:
+    llm = Llm(f"http://127.0.0.1:{free_port()}/v1", timeout=5.0)
+    try:
+        with pytest.raises(LlmUnavailable) as caught:
+            await llm.complete(
+                choose_key(OWN_KEY, None), model="gpt-test", messages=MESSAGES, max_tokens=10
+            )
+    finally:
+        await llm.aclose()
+
+    assert caught.value.transient is True
+    assert_no_secret(caught.value, OWN_KEY)
+
+
+async def test_llm_oga_file_name_is_rejected(ai: FakeOpenAI, llm: Llm) -> None:
+    key = choose_key(OWN_KEY, None)
+
+    with pytest.raises(LlmRejected) as caught:
+        await llm.transcribe(key, audio=b"OggS", filename="voice.oga", model="whisper-1")
+
+    assert caught.value.transient is False
+    assert "400" in str(caught.value)
+    assert "Invalid file format" in str(caught.value)
+    assert [t.filename for t in ai.transcriptions] == ["voice.oga"]
+    assert_no_secret(caught.value, OWN_KEY)
