@@ -134,23 +134,18 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
     async def metrics() -> PlainTextResponse:
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.middleware("http")
-    async def count_webhooks(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response = await call_next(request)
-        if request.url.path.startswith("/webhooks/"):
-            WEBHOOKS.labels(status=str(response.status_code)).inc()
-        return response
-
     return app
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     async def rejected(request: Request, exc: Exception) -> JSONResponse:
         status = next(code for kind, code in STATUS_CODES.items() if isinstance(exc, kind))
+        WEBHOOKS.labels(status=str(status)).inc()
         log.info("webhook refused", status=status, reason=str(exc), path=request.url.path)
         return JSONResponse({"detail": str(exc)}, status_code=status)
 
     async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+        WEBHOOKS.labels(status="503").inc()
         log.warning("database unavailable", path=request.url.path, error=str(exc))
         return JSONResponse(
             {"detail": "database temporarily unavailable; retry later"},

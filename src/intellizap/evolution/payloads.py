@@ -1,33 +1,82 @@
-"""Evolution webhook bodies → typed events. Pure: no I/O, no state.
+"""Evolution webhook bodies → typed events. Pure: no I/O, no logging, no state.
 
-Accepts every shape ``reference.md`` describes: v1 (1.8.x) and v2 (2.0 – 2.3.6) envelopes, the
-three encodings of 64-bit numbers (number, decimal string, ``{low, high}``), PN and LID JIDs with
-or without ``:device`` suffixes, message wrappers (ephemeral, view-once, captioned documents,
-legacy edits) and the edit/delete events of each version. Malformed input of a supported event
-raises :class:`PayloadError` with a message that names the field; unknown events and message
-types are never errors.
+Accepts every shape of the Evolution API reference (``/work/shared/evolution/reference.md``):
+v1 (1.8.x) and v2 (2.0 – 2.3.6) envelopes and message data, the three encodings of 64-bit numbers
+(number, decimal string, ``{low, high}``) in seconds or milliseconds, PN and LID JIDs with or
+without a ``:device`` suffix, message wrappers (ephemeral, view-once, captioned documents, legacy
+edits) and the edit/delete events of each version.
+
+Malformed data of a supported event raises :class:`PayloadError`, whose message names the field
+and never echoes its value. Unknown events and unknown message types are never errors.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Final, Literal, TypeAlias
 
-MAX_TEXT_LENGTH = 65_536
-MAX_ID_LENGTH = 128
-MAX_INSTANCE_LENGTH = 255
-_MIN_TIMESTAMP = 946_684_800  # 2000-01-01
-_MAX_TIMESTAMP = 4_102_444_800  # 2100-01-01
+__all__ = [
+    "MAX_ID_LENGTH",
+    "MAX_INSTANCE_LENGTH",
+    "MAX_TEXT_LENGTH",
+    "ChatMessage",
+    "ConnectionChanged",
+    "Envelope",
+    "Event",
+    "GroupsSeen",
+    "Ignored",
+    "MessageDeleted",
+    "MessageEdited",
+    "PayloadError",
+    "Reaction",
+    "normalise_event_name",
+    "normalise_jid",
+    "parse_envelope",
+    "parse_events",
+]
 
-GROUP_SUFFIX = "@g.us"
-PHONE_SUFFIX = "@s.whatsapp.net"
-LID_SUFFIX = "@lid"
+MAX_TEXT_LENGTH: Final = 65_536
+MAX_ID_LENGTH: Final = 128
+MAX_INSTANCE_LENGTH: Final = 255
+MAX_EVENT_LENGTH: Final = 100
+MAX_JID_LENGTH: Final = 255
+MAX_NAME_LENGTH: Final = 255
+MAX_STATE_LENGTH: Final = 64
+
+_MIN_SECONDS: Final = 946_684_800  # 2000-01-01T00:00:00Z: anything earlier predates WhatsApp
+_MAX_SECONDS: Final = 4_102_444_800  # 2100-01-01T00:00:00Z
+_MILLISECONDS_ABOVE: Final = 100_000_000_000  # larger instants are in milliseconds
+_MAX_DURATION: Final = 10_000_000  # seconds (~115 days): longer media durations are nonsense
+_MAX_WRAPPER_DEPTH: Final = 8
+
+_UNSAFE_CHARS: Final = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+_SURROGATES: Final = re.compile(r"[\ud800-\udfff]")
+_CONTENT_KEY: Final = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
+_PHONE: Final = re.compile(r"[0-9]{5,20}")
+_LID_USER: Final = re.compile(r"[0-9]{1,32}")
+_GROUP_JID: Final = re.compile(r"[0-9][0-9-]{0,63}@g\.us")
+_DECIMAL: Final = re.compile(r"[+-]?[0-9]{1,20}(?:\.[0-9]{0,9})?")
+
+_Object: TypeAlias = dict[str, object]
+
+
+class _Missing:
+    """Marks a field that is absent (as opposed to ``null``) in error messages."""
+
+
+_MISSING: Final = _Missing()
 
 
 class PayloadError(ValueError):
-    """The body is not a valid Evolution webhook; the message names the offending field."""
+    """The body is not a valid Evolution webhook; the message names the offending field and
+    never contains its value."""
+
+
+# -- public types ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +84,13 @@ class Envelope:
     event: str
     """Lower-case dotted event name, e.g. ``messages.upsert``."""
     instance: str
+    """The Evolution instance name, stripped."""
     apikey: str | None
+    """The body's ``apikey`` (instance token or global key), when a non-empty string."""
     sender: str | None
     """The instance's own JID (``wuid``), device suffix stripped."""
     data: object
+    """The raw ``data``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,14 +98,18 @@ class ChatMessage:
     """A new message (``messages.upsert``, ``send.message``)."""
 
     chat_jid: str
+    """``key.remoteJid`` normalised (see :func:`normalise_jid`); ``…@g.us`` for groups."""
     message_id: str
+    """``key.id``: with the instance, the idempotency key."""
     from_me: bool
     author_name: str | None
+    """``pushName``, when a non-blank string."""
     author_number: str | None
-    """Phone digits when a phone number is known, else the LID JID."""
+    """The author's phone digits when a phone is known, else their LID JID (``…@lid``)."""
     sent_at: datetime
+    """UTC; the webhook's reception time when the payload has no usable timestamp."""
     kind: str
-    """Portuguese type name (``texto``, ``audio``…) or Evolution's own for unknown types."""
+    """Portuguese type name (``texto``, ``audio``…) or the raw content key for unknown types."""
     text: str | None
     is_voice_note: bool
     media_base64: str | None
@@ -62,10 +118,13 @@ class ChatMessage:
     """``{key, message}`` as ``getBase64FromMediaMessage`` accepts it, for media types."""
     quoted_message_id: str | None
     seconds: int | None
+    """Audio/video duration, when given."""
 
 
 @dataclass(frozen=True, slots=True)
 class Reaction:
+    """A reaction to a message: not a chat line."""
+
     chat_jid: str
     message_id: str
     target_message_id: str
@@ -86,26 +145,29 @@ class MessageEdited:
 class MessageDeleted:
     chat_jid: str
     message_id: str
+    """The deleted message."""
     deleted_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
 class GroupsSeen:
     groups: tuple[tuple[str, str | None], ...]
-    """(group JID, subject or None)."""
+    """(group JID, subject or None), each group once."""
 
 
 @dataclass(frozen=True, slots=True)
 class ConnectionChanged:
     state: str
+    """Lower-case: ``open``, ``close``, ``connecting``, ``refused``…"""
 
 
 @dataclass(frozen=True, slots=True)
 class Ignored:
     reason: str
+    """Short and machine-friendly, e.g. ``receipt`` or ``unsupported event qrcode.updated``."""
 
 
-Event = (
+Event: TypeAlias = (
     ChatMessage
     | Reaction
     | MessageEdited
@@ -117,111 +179,152 @@ Event = (
 
 # -- envelope --------------------------------------------------------------------------------------
 
+_EVENT_ALIASES: Final[Mapping[str, str]] = {
+    # The config name of `groups.update` is GROUP_UPDATE (reference §1.3).
+    "group.update": "groups.update",
+}
+
 
 def normalise_event_name(name: str) -> str:
     """``MESSAGES_UPSERT``, ``messages-upsert`` and ``messages.upsert`` → ``messages.upsert``.
-    ``group-participants.update`` keeps its hyphen (it is part of the enum value)."""
-    lowered = name.strip().lower()
-    if "." in lowered:
-        return lowered
-    words = re.split(r"[_\-]", lowered)
-    if words[:2] == ["group", "participants"]:
-        return "group-participants." + ".".join(words[2:])
-    return ".".join(words)
+
+    ``group-participants.update`` keeps its hyphen: it is part of the enum value.
+    """
+    parts = [part for part in re.split(r"[._-]+", name.strip().lower()) if part]
+    dotted = ".".join(parts)
+    if dotted.startswith("group.participants."):
+        dotted = "group-participants." + dotted.removeprefix("group.participants.")
+    return _EVENT_ALIASES.get(dotted, dotted)
+
+
+def normalise_jid(jid: str) -> str:
+    """Trim, lower-case and drop a ``:device`` suffix from the user part:
+    ``5511…:75@s.whatsapp.net`` → ``5511…@s.whatsapp.net``."""
+    user, at, domain = jid.strip().lower().partition("@")
+    return f"{user.split(':', 1)[0]}{at}{domain}"
 
 
 def parse_envelope(body: object) -> Envelope:
+    """The envelope of one webhook body (already decoded from JSON)."""
     if not isinstance(body, dict):
-        raise PayloadError("body must be a JSON object with event, instance and data")
-    event = body.get("event")
-    if not isinstance(event, str) or not event.strip():
-        raise PayloadError('event must be a non-empty string (e.g. "messages.upsert")')
-    instance = body.get("instance")
-    if not isinstance(instance, str) or not instance.strip():
-        raise PayloadError("instance must be a non-empty string (the Evolution instance name)")
-    if len(instance) > MAX_INSTANCE_LENGTH:
-        raise PayloadError(f"instance must be at most {MAX_INSTANCE_LENGTH} characters")
-    if len(event) > 100:
-        raise PayloadError("event must be at most 100 characters")
+        raise PayloadError(
+            f"the body must be a JSON object with event, instance and data ({_describe(body)})"
+        )
+    event = _envelope_field(body, "event", MAX_EVENT_LENGTH, 'an event name like "messages.upsert"')
+    normalised = normalise_event_name(event)
+    if not normalised:
+        raise PayloadError('event must be an event name like "messages.upsert"')
+    instance = _envelope_field(body, "instance", MAX_INSTANCE_LENGTH, "the Evolution instance name")
     apikey = body.get("apikey")
-    sender = body.get("sender")
     return Envelope(
-        event=normalise_event_name(event),
-        instance=instance.strip(),
+        event=normalised,
+        instance=instance,
         apikey=apikey if isinstance(apikey, str) and apikey else None,
-        sender=normalise_jid(sender) if isinstance(sender, str) and sender.strip() else None,
+        sender=_optional_jid(body.get("sender")),
         data=body.get("data"),
     )
 
 
+def _envelope_field(body: Mapping[str, object], name: str, limit: int, what: str) -> str:
+    value = body.get(name, _MISSING)
+    if not isinstance(value, str):
+        raise PayloadError(f"{name} must be a non-empty string, {what} ({_describe(value)})")
+    stripped = value.strip()
+    if not stripped:
+        raise PayloadError(f"{name} must be a non-empty string, {what} (got a blank string)")
+    if len(stripped) > limit:
+        raise PayloadError(f"{name} must be at most {limit} characters (got {len(stripped)})")
+    if _UNSAFE_CHARS.search(stripped):
+        raise PayloadError(f"{name} must not contain control characters")
+    return stripped
+
+
 # -- events ----------------------------------------------------------------------------------------
+
+_MESSAGE_EVENTS: Final = frozenset({"messages.upsert", "send.message"})
+_PROTOCOL_EVENTS: Final = frozenset({"messages.edited", "send.message.update"})
+_GROUP_EVENTS: Final = frozenset({"groups.upsert", "groups.update", "group-participants.update"})
+
+_ItemParser: TypeAlias = Callable[[object, str], Event]
 
 
 def parse_events(envelope: Envelope, received_at: datetime) -> list[Event]:
-    """The events carried by one webhook (usually one)."""
-    event = envelope.event
-    if event in ("messages.upsert", "send.message"):
-        return [_message_event(item, envelope, received_at) for item in _items(envelope.data)]
-    if event in ("messages.edited", "send.message.update"):
-        return [
-            _protocol_event(_object(item, "data"), received_at) for item in _items(envelope.data)
-        ]
+    """The events carried by one webhook: one per ``data`` item (usually one).
+
+    ``received_at`` (timezone-aware) stands in for timestamps the payload lacks. Raises
+    :class:`PayloadError` for malformed data of a supported event; unsupported events are
+    ``[Ignored(...)]``.
+    """
+    if received_at.tzinfo is None:
+        raise ValueError("received_at must be timezone-aware")
+    received_at = received_at.astimezone(UTC)
+    event, data, sender = envelope.event, envelope.data, envelope.sender
+
+    if event in _MESSAGE_EVENTS:
+        return _each(data, lambda item, path: _message_event(item, path, sender, received_at))
+    if event in _PROTOCOL_EVENTS:
+        return _each(data, lambda item, path: _protocol_data_event(item, path, sender, received_at))
     if event == "messages.delete":
-        return [_delete_event(item, received_at) for item in _items(envelope.data)]
+        return _each(data, lambda item, path: _delete_event(item, path, received_at))
     if event == "messages.update":
-        return [_update_event(item, received_at) for item in _items(envelope.data)]
-    if event in ("groups.upsert", "groups.update", "group-participants.update"):
-        return [_groups_event(envelope.data)]
+        return _each(data, lambda item, path: _update_event(item, path, received_at))
+    if event in _GROUP_EVENTS:
+        return [_groups_event(data)]
     if event == "connection.update":
-        data = envelope.data if isinstance(envelope.data, dict) else {}
-        state = data.get("state")
-        return [ConnectionChanged(state if isinstance(state, str) else "unknown")]
+        return [_connection_event(data)]
     return [Ignored(f"unsupported event {event}")]
 
 
-def _items(data: object) -> list[object]:
+def _each(data: object, parse: _ItemParser) -> list[Event]:
+    """``data`` is one object; an array of objects is tolerated (one event per item)."""
     if isinstance(data, list):
         if not data:
-            raise PayloadError("data must not be an empty list")
-        return list(data)
-    return [data]
+            return [Ignored("empty data")]
+        return [parse(item, f"data[{index}]") for index, item in enumerate(data)]
+    return [parse(data, "data")]
 
 
-def _object(value: object, name: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise PayloadError(f"{name} must be an object")
-    return value
+# -- message keys ----------------------------------------------------------------------------------
 
 
-def _key(data: dict[str, Any], name: str = "data.key") -> tuple[dict[str, Any], str, str]:
-    """The Baileys key: (key, chat JID, message id)."""
-    key = _object(data.get("key"), name)
-    remote = key.get("remoteJid")
-    if not isinstance(remote, str) or not remote.strip():
-        raise PayloadError(f"{name}.remoteJid must be a non-empty string")
-    message_id = key.get("id")
-    if not isinstance(message_id, str) or not message_id.strip():
-        raise PayloadError(f"{name}.id must be a non-empty string")
-    if len(message_id) > MAX_ID_LENGTH:
-        raise PayloadError(f"{name}.id must be at most {MAX_ID_LENGTH} characters")
-    from_me = key.get("fromMe", False)
+@dataclass(frozen=True, slots=True)
+class _Key:
+    raw: _Object
+    chat_jid: str
+    message_id: str
+    from_me: bool
+
+
+def _parse_key(value: object, path: str) -> _Key:
+    """A Baileys message key: ``{remoteJid, id, fromMe?, participant?…}``."""
+    key = _require_object(value, path)
+    remote = _require_text(key.get("remoteJid", _MISSING), f"{path}.remoteJid", MAX_JID_LENGTH)
+    chat_jid = normalise_jid(remote)
+    if not chat_jid or chat_jid.startswith("@"):
+        raise PayloadError(
+            f"{path}.remoteJid must be a JID like 1203…@g.us or 5511…@s.whatsapp.net"
+        )
+    message_id = _require_text(key.get("id", _MISSING), f"{path}.id", MAX_ID_LENGTH)
+    from_me = key.get("fromMe")
     if from_me is not None and not isinstance(from_me, bool):
-        raise PayloadError(f"{name}.fromMe must be a boolean")
-    return key, normalise_jid(remote), message_id.strip()
+        raise PayloadError(f"{path}.fromMe must be true or false ({_describe(from_me)})")
+    return _Key(raw=key, chat_jid=chat_jid, message_id=message_id, from_me=from_me is True)
 
 
-# -- messages.upsert / send.message ---------------------------------------------------------------
+# -- messages.upsert / send.message ----------------------------------------------------------------
 
-_WRAPPERS = (
-    "ephemeralMessage",
-    "viewOnceMessage",
-    "viewOnceMessageV2",
-    "viewOnceMessageV2Extension",
-    "documentWithCaptionMessage",
-    "editedMessage",
+_WRAPPERS: Final = frozenset(
+    {
+        "ephemeralMessage",
+        "viewOnceMessage",
+        "viewOnceMessageV2",
+        "viewOnceMessageV2Extension",
+        "documentWithCaptionMessage",
+        "editedMessage",
+    }
 )
-_NOT_CONTENT = frozenset({"messageContextInfo", "senderKeyDistributionMessage"})
-_KINDS = {
+_NOT_CONTENT: Final = frozenset({"messageContextInfo", "senderKeyDistributionMessage"})
+_KINDS: Final[Mapping[str, str]] = {
     "conversation": "texto",
     "extendedTextMessage": "texto",
     "imageMessage": "imagem",
@@ -240,7 +343,14 @@ _KINDS = {
     "contactsArrayMessage": "contato",
     "eventMessage": "evento",
 }
-_MEDIA = frozenset(
+# Known types that are not chat lines (votes, pins…): acknowledged, never stored.
+_NOT_CHAT_LINES: Final[Mapping[str, str]] = {
+    "pollUpdateMessage": "poll vote",
+    "encReactionMessage": "encrypted reaction",
+    "pinInChatMessage": "pin",
+    "keepInChatMessage": "keep in chat",
+}
+_MEDIA: Final = frozenset(
     {
         "imageMessage",
         "videoMessage",
@@ -250,296 +360,536 @@ _MEDIA = frozenset(
         "stickerMessage",
     }
 )
+_CAPTIONED: Final = frozenset({"imageMessage", "videoMessage", "ptvMessage", "documentMessage"})
+_TIMED: Final = frozenset({"audioMessage", "videoMessage", "ptvMessage"})
 
 
-def _unwrap(message: dict[str, Any]) -> dict[str, Any]:
-    """Follow wrapper messages (``ephemeralMessage.message`` …) to the content, at most a few deep."""
-    for _ in range(5):
-        for wrapper in _WRAPPERS:
-            inner = message.get(wrapper)
-            if isinstance(inner, dict) and isinstance(inner.get("message"), dict):
-                if wrapper == "editedMessage":
-                    return message  # a legacy edit: handled by the caller
-                message = inner["message"]
-                break
-        else:
-            return message
-    return message
+@dataclass(frozen=True, slots=True)
+class _Content:
+    type: str
+    """The content key, e.g. ``conversation`` or ``imageMessage``."""
+    value: object
+    via_edit: bool
+    """Reached through an ``editedMessage`` wrapper (a legacy edit)."""
+    path: str
 
 
-def content_type(message: dict[str, Any]) -> str | None:
-    """Baileys' ``getContentType``: the first key that is ``conversation`` or ends in ``Message``."""
-    for key, value in message.items():
-        if key in _NOT_CONTENT or value is None:
+def _content_type(message: Mapping[str, object]) -> str | None:
+    """Baileys' ``getContentType``: the first key that is ``conversation`` or contains
+    ``Message`` (``pollCreationMessageV3``, ``viewOnceMessageV2``…), skipping metadata."""
+    for name, value in message.items():
+        if not isinstance(name, str) or value is None or name in _NOT_CONTENT:
             continue
-        if key == "conversation" or key.endswith("Message"):
-            return key
+        if (name == "conversation" or "Message" in name) and _CONTENT_KEY.fullmatch(name):
+            return name
     return None
 
 
-def _message_event(item: object, envelope: Envelope, received_at: datetime) -> Event:
-    data = _object(item, "data")
-    key, chat_jid, message_id = _key(data)
+def _content(message: Mapping[str, object], path: str) -> _Content | None:
+    """The content of a message, through wrappers (``ephemeralMessage.message`` …)."""
+    via_edit = False
+    for _ in range(_MAX_WRAPPER_DEPTH):
+        content_type = _content_type(message)
+        if content_type is None:
+            return None
+        value = message[content_type]
+        if content_type not in _WRAPPERS:
+            return _Content(content_type, value, via_edit, f"{path}.{content_type}")
+        inner = value.get("message") if isinstance(value, dict) else None
+        if not isinstance(inner, dict):
+            return None  # an empty wrapper, e.g. a view-once placeholder
+        via_edit = via_edit or content_type == "editedMessage"
+        path = f"{path}.{content_type}.message"
+        message = inner
+    return None
+
+
+def _message_event(item: object, path: str, sender: str | None, received_at: datetime) -> Event:
+    data = _require_object(item, path)
+    key = _parse_key(data.get("key", _MISSING), f"{path}.key")
+    sent_at = _instant(data.get("messageTimestamp"))
     raw_message = data.get("message")
     if not isinstance(raw_message, dict):
         return Ignored("no content")
-    edited = raw_message.get("editedMessage")
-    if isinstance(edited, dict) and isinstance(edited.get("message"), dict):
-        # v1 and v2 <= 2.2.3 deliver a phone edit as an upsert wrapping a protocolMessage.
-        protocol = edited["message"].get("protocolMessage")
-        if isinstance(protocol, dict):
-            return _protocol_event(
-                protocol,
-                received_at,
-                fallback_at=_timestamp(data.get("messageTimestamp")),
-                chat_jid=chat_jid,
-            )
-        return Ignored("edit without protocol message")
-    message = _unwrap(raw_message)
-    kind_key = content_type(message)
-    if kind_key is None:
+    content = _content(raw_message, f"{path}.message")
+    if content is None:
         return Ignored("no content")
-    if kind_key == "protocolMessage":
-        protocol = message.get("protocolMessage")
-        if isinstance(protocol, dict):
-            return _protocol_event(protocol, received_at, chat_jid=chat_jid)
-        return Ignored("protocol message")
-    content = message.get(kind_key)
-    if kind_key == "reactionMessage":
-        return _reaction(content, chat_jid, message_id)
-    from_me = key.get("fromMe") is True
-    push_name = data.get("pushName")
-    base64 = raw_message.get("base64")
-    seconds = content.get("seconds") if isinstance(content, dict) else None
+    if content.type == "protocolMessage":
+        if not isinstance(content.value, dict):
+            return Ignored("protocol message")
+        return _protocol_event(
+            content.value,
+            content.path,
+            received_at,
+            chat_jid=key.chat_jid,
+            fallback_at=sent_at,
+        )
+    if content.via_edit:
+        return Ignored("edit without target")
+    if content.type == "reactionMessage":
+        return _reaction(content.value, key)
+    if content.type in _NOT_CHAT_LINES:
+        return Ignored(_NOT_CHAT_LINES[content.type])
+    return _chat_message(data, raw_message, key, content, sender, sent_at or received_at)
+
+
+def _chat_message(
+    data: _Object,
+    raw_message: _Object,
+    key: _Key,
+    content: _Content,
+    sender: str | None,
+    sent_at: datetime,
+) -> ChatMessage:
+    body = content.value if isinstance(content.value, dict) else None
+    media_base64 = raw_message.get("base64")
+    media_key: dict[str, object] | None = None
+    if content.type in _MEDIA:
+        media_key = {
+            "key": dict(key.raw),
+            "message": {name: value for name, value in raw_message.items() if name != "base64"},
+        }
     return ChatMessage(
-        chat_jid=chat_jid,
-        message_id=message_id,
-        from_me=from_me,
-        author_name=_clean(push_name) if isinstance(push_name, str) and push_name.strip() else None,
-        author_number=_author(key, chat_jid, from_me, envelope.sender),
-        sent_at=_timestamp(data.get("messageTimestamp")) or received_at,
-        kind=_KINDS.get(kind_key, kind_key),
-        text=_text(kind_key, content),
-        is_voice_note=kind_key == "audioMessage"
-        and isinstance(content, dict)
-        and content.get("ptt") is True,
-        media_base64=base64 if isinstance(base64, str) and base64 else None,
-        media_key=(
-            {"key": key, "message": {k: v for k, v in raw_message.items() if k != "base64"}}
-            if kind_key in _MEDIA
-            else None
+        chat_jid=key.chat_jid,
+        message_id=key.message_id,
+        from_me=key.from_me,
+        author_name=_name(data.get("pushName")),
+        author_number=_author_number(key, sender),
+        sent_at=sent_at,
+        kind=_KINDS.get(content.type, content.type),
+        text=_text(content.type, content.value),
+        is_voice_note=(
+            content.type == "audioMessage" and body is not None and body.get("ptt") is True
         ),
-        quoted_message_id=_quoted_id(data, content),
-        seconds=seconds if isinstance(seconds, int) and not isinstance(seconds, bool) else None,
+        media_base64=media_base64 if isinstance(media_base64, str) and media_base64 else None,
+        media_key=media_key,
+        quoted_message_id=_quoted_id(data, body),
+        seconds=_duration(body) if content.type in _TIMED and body is not None else None,
     )
 
 
-def _reaction(content: object, chat_jid: str, message_id: str) -> Event:
-    if not isinstance(content, dict):
+def _reaction(value: object, key: _Key) -> Event:
+    if not isinstance(value, dict):
         return Ignored("malformed reaction")
-    target = content.get("key")
-    target_id = target.get("id") if isinstance(target, dict) else None
-    if not isinstance(target_id, str) or not target_id:
-        return Ignored("reaction without target")
-    emoji = content.get("text")
-    return Reaction(chat_jid, message_id, target_id, emoji if isinstance(emoji, str) else "")
+    target = value.get("key")
+    target_id = _optional_id(target.get("id")) if isinstance(target, dict) else None
+    if target_id is None:
+        return Ignored("malformed reaction")
+    emoji = value.get("text")
+    return Reaction(
+        chat_jid=key.chat_jid,
+        message_id=key.message_id,
+        target_message_id=target_id,
+        emoji=_clean(emoji)[:MAX_NAME_LENGTH] if isinstance(emoji, str) else "",
+    )
 
 
-def _text(kind_key: str, content: object) -> str | None:
-    if kind_key == "conversation":
-        return _clean(content) if isinstance(content, str) else None
-    if not isinstance(content, dict):
+def _text(content_type: str, value: object) -> str | None:
+    if content_type == "conversation":
+        return _optional_text(value)
+    if not isinstance(value, dict):
         return None
-    if kind_key == "extendedTextMessage":
-        return _string(content, "text")
-    if kind_key in ("imageMessage", "videoMessage", "ptvMessage", "documentMessage"):
-        return _string(content, "caption")
-    if kind_key.startswith("pollCreationMessage"):
-        name = _string(content, "name")
-        options = content.get("options")
-        lines = [
-            f"• {option['optionName']}"
-            for option in (options if isinstance(options, list) else [])
-            if isinstance(option, dict) and isinstance(option.get("optionName"), str)
+    if content_type == "extendedTextMessage":
+        return _optional_text(value.get("text"))
+    if content_type in _CAPTIONED:
+        return _optional_text(value.get("caption"))
+    if content_type.startswith("pollCreationMessage"):
+        return _poll_text(value)
+    if content_type in ("locationMessage", "liveLocationMessage"):
+        parts = [_optional_text(value.get(name)) for name in ("name", "address", "caption")]
+        return _joined([part for part in parts if part], " — ")
+    if content_type == "contactMessage":
+        return _optional_text(value.get("displayName"))
+    if content_type == "contactsArrayMessage":
+        contacts = value.get("contacts")
+        names = [
+            _optional_text(contact.get("displayName"))
+            for contact in (contacts if isinstance(contacts, list) else [])
+            if isinstance(contact, dict)
         ]
-        return _clean("\n".join([name or "", *lines]).strip()) or None
-    if kind_key in ("locationMessage", "liveLocationMessage"):
-        parts = [part for part in (_string(content, "name"), _string(content, "address")) if part]
-        return _clean(" — ".join(parts)) if parts else None
-    if kind_key in ("contactMessage", "contactsArrayMessage", "eventMessage"):
-        return _string(content, "displayName") or _string(content, "name")
+        return _optional_text(value.get("displayName")) or _joined(
+            [name for name in names if name], ", "
+        )
+    if content_type == "eventMessage":
+        return _optional_text(value.get("name"))
     return None
 
 
-def _quoted_id(data: dict[str, Any], content: object) -> str | None:
-    for context in (
-        data.get("contextInfo"),
-        content.get("contextInfo") if isinstance(content, dict) else None,
-    ):
-        if isinstance(context, dict) and isinstance(context.get("stanzaId"), str):
-            return str(context["stanzaId"])
+def _poll_text(poll: _Object) -> str | None:
+    options = poll.get("options")
+    names = [
+        _optional_text(option.get("optionName"))
+        for option in (options if isinstance(options, list) else [])
+        if isinstance(option, dict)
+    ]
+    name = _optional_text(poll.get("name"))
+    return _joined(([name] if name else []) + [f"• {option}" for option in names if option], "\n")
+
+
+def _quoted_id(data: _Object, body: _Object | None) -> str | None:
+    """``stanzaId`` of the reply context: v2 lifts it to ``data.contextInfo``; v1 and media keep
+    it inside the content object."""
+    for context in (data.get("contextInfo"), body.get("contextInfo") if body else None):
+        if isinstance(context, dict):
+            quoted = _optional_id(context.get("stanzaId"))
+            if quoted is not None:
+                return quoted
     return None
 
 
-# -- edits, deletes, receipts -----------------------------------------------------------------------
+def _duration(body: _Object) -> int | None:
+    seconds = _long(body.get("seconds"))
+    return seconds if seconds is not None and 0 <= seconds <= _MAX_DURATION else None
 
-_EDIT_TYPES = ("MESSAGE_EDIT", 14)
-_REVOKE_TYPES = ("REVOKE", 0)
+
+# -- authors ---------------------------------------------------------------------------------------
+
+_GROUP_AUTHOR_FIELDS: Final = ("participant", "participantAlt", "participantPn", "senderPn")
+_PRIVATE_AUTHOR_FIELDS: Final = ("remoteJid", "remoteJidAlt", "senderPn", "previousRemoteJid")
+
+
+def _author_number(key: _Key, sender: str | None) -> str | None:
+    """The first phone number among the author's JIDs (digits only), else their LID JID.
+
+    Groups and broadcasts name the author in ``participant`` (+ its alternatives); private chats in
+    ``remoteJid`` (+ alternatives). A message of our own is authored by the instance (``sender``).
+    """
+    candidates: list[object]
+    if key.chat_jid.endswith(("@g.us", "@broadcast")):
+        candidates = [key.raw.get(name) for name in _GROUP_AUTHOR_FIELDS]
+        if key.from_me:
+            named = any(isinstance(c, str) and c.strip() for c in candidates)
+            candidates = [*candidates, sender] if named else [sender]
+    else:
+        # In a private chat remoteJid is the other person, so our own messages are the sender's.
+        candidates = [sender] if key.from_me else [key.raw.get(n) for n in _PRIVATE_AUTHOR_FIELDS]
+    for candidate in candidates:
+        number = _phone_number(candidate)
+        if number is not None:
+            return number
+    for candidate in candidates:
+        lid = _lid(candidate)
+        if lid is not None:
+            return lid
+    return None
+
+
+def _phone_number(value: object) -> str | None:
+    """``5511…[:device]@s.whatsapp.net`` (or ``@c.us``, or bare digits) → ``5511…``."""
+    if not isinstance(value, str):
+        return None
+    user, at, domain = normalise_jid(value).partition("@")
+    if at and domain not in ("s.whatsapp.net", "c.us"):
+        return None
+    return user if _PHONE.fullmatch(user) else None
+
+
+def _lid(value: object) -> str | None:
+    """``2098…[:device]@lid`` → ``2098…@lid``."""
+    if not isinstance(value, str):
+        return None
+    user, _, domain = normalise_jid(value).partition("@")
+    return f"{user}@lid" if domain == "lid" and _LID_USER.fullmatch(user) else None
+
+
+# -- edits and deletes -----------------------------------------------------------------------------
+
+_Action: TypeAlias = Literal["edit", "revoke"]
+
+
+def _protocol_action(protocol: _Object) -> _Action | None:
+    """``MESSAGE_EDIT``/14 → edit, ``REVOKE``/0 → revoke (enum names or numbers, §2.3)."""
+    kind = protocol.get("type")
+    if isinstance(kind, str):
+        kind = kind.strip().upper()
+    if isinstance(kind, bool):
+        return None
+    if kind in ("MESSAGE_EDIT", 14, "14"):
+        return "edit"
+    if kind in ("REVOKE", 0, "0"):
+        return "revoke"
+    if kind is None and isinstance(protocol.get("editedMessage"), dict):
+        return "edit"
+    return None
 
 
 def _protocol_event(
-    protocol: dict[str, Any],
+    protocol: _Object,
+    path: str,
     received_at: datetime,
     *,
-    fallback_at: datetime | None = None,
     chat_jid: str | None = None,
+    fallback_at: datetime | None = None,
 ) -> Event:
-    """A ``protocolMessage`` (``messages.edited`` data, or the inside of a legacy edit)."""
-    kind = protocol.get("type")
-    if kind not in _EDIT_TYPES and kind not in _REVOKE_TYPES:
-        if isinstance(protocol.get("editedMessage"), dict) and kind is None:
-            kind = "MESSAGE_EDIT"
-        else:
-            return Ignored(f"protocol message {kind}")
-    _, target_chat, target_id = _key(protocol, "data.key")
-    at = _timestamp(protocol.get("timestampMs"), milliseconds=True) or fallback_at or received_at
-    chat = target_chat if target_chat.endswith(GROUP_SUFFIX) or chat_jid is None else chat_jid
-    if kind in _REVOKE_TYPES:
-        return MessageDeleted(chat, target_id, at)
-    edited = protocol.get("editedMessage")
-    text = None
-    if isinstance(edited, dict):
-        inner = _unwrap(edited)
-        kind_key = content_type(inner)
-        text = _text(kind_key, inner.get(kind_key)) if kind_key else None
-    return MessageEdited(chat, target_id, text, at)
+    """A ``protocolMessage``: ``messages.edited`` data, or the content of a (legacy) upsert.
+
+    Its ``key`` names the target message (from the editor's side); ``chat_jid`` is the carrier
+    message's chat when there is one.
+    """
+    action = _protocol_action(protocol)
+    if action is None:
+        return Ignored("protocol message")
+    target = _parse_key(protocol.get("key", _MISSING), f"{path}.key")
+    at = _instant(protocol.get("timestampMs")) or fallback_at or received_at
+    chat = chat_jid or target.chat_jid
+    if action == "revoke":
+        return MessageDeleted(chat_jid=chat, message_id=target.message_id, deleted_at=at)
+    return MessageEdited(
+        chat_jid=chat,
+        message_id=target.message_id,
+        text=_edited_text(protocol.get("editedMessage")),
+        edited_at=at,
+    )
 
 
-def _delete_event(item: object, received_at: datetime) -> Event:
-    data = _object(item, "data")
-    # Deletes through the API carry the stored row, whose `id` is Evolution's own database id.
-    if isinstance(data.get("key"), dict):
-        _, chat_jid, message_id = _key(data)
-    else:
-        _, chat_jid, message_id = _key({"key": data}, "data")
-    return MessageDeleted(chat_jid, message_id, received_at)
+def _edited_text(edited: object) -> str | None:
+    """The new text of an edit: ``{conversation}``, ``{extendedTextMessage}``, a caption…"""
+    if not isinstance(edited, dict):
+        return None
+    content = _content(edited, "")
+    inner = edited.get("message")
+    if content is None and isinstance(inner, dict):
+        content = _content(inner, "")
+    if content is None or content.via_edit:
+        return None
+    return _text(content.type, content.value)
 
 
-def _update_event(item: object, received_at: datetime) -> Event:
-    """Receipts are ignored. ``status: DELETED`` is *not* a delete (2.3.0–2.3.4 mark edits so);
-    an update that carries an edited body is an edit."""
-    data = _object(item, "data")
-    for holder in (data.get("update"), data):
+def _protocol_data_event(
+    item: object, path: str, sender: str | None, received_at: datetime
+) -> Event:
+    """``messages.edited`` / ``send.message.update``: the raw ``protocolMessage``."""
+    data = _require_object(item, path)
+    if "type" not in data and "editedMessage" not in data and isinstance(data.get("message"), dict):
+        # Tolerated: a whole carrier message instead of its protocolMessage.
+        event = _message_event(data, path, sender, received_at)
+        return (
+            event if isinstance(event, MessageEdited | MessageDeleted) else Ignored("not an edit")
+        )
+    return _protocol_event(data, path, received_at)
+
+
+def _delete_event(item: object, path: str, received_at: datetime) -> Event:
+    """``messages.delete``: the deleted message's Baileys key, or (deletes through the API) the
+    stored row, whose ``id`` is Evolution's database id and whose ``key`` is the message key."""
+    data = _require_object(item, path)
+    row_key = data.get("key")
+    key = _parse_key(data, path) if row_key is None else _parse_key(row_key, f"{path}.key")
+    at = _instant(data.get("timestampMs")) or received_at
+    return MessageDeleted(chat_jid=key.chat_jid, message_id=key.message_id, deleted_at=at)
+
+
+def _update_event(item: object, path: str, received_at: datetime) -> Event:
+    """``messages.update``: receipts are ignored, including ``status: DELETED`` (in 2.3.0–2.3.4
+    that marks an *edit*, reference §3.1). An update that carries an edited body is an edit."""
+    data = _require_object(item, path)
+    update = data.get("update")
+    for holder in (update, data):
         if not isinstance(holder, dict):
             continue
-        message = holder.get("message")
-        if not isinstance(message, dict):
-            continue
-        protocol = message.get("protocolMessage")
-        edited = message.get("editedMessage")
-        if isinstance(edited, dict) and isinstance(edited.get("message"), dict):
-            protocol = edited["message"].get("protocolMessage")
-        if isinstance(protocol, dict) and protocol.get("type") in _EDIT_TYPES:
-            return _protocol_event(protocol, received_at)
+        for message in (holder.get("message"), holder):
+            if isinstance(message, dict):
+                found = _edit_body(message)
+                if found is not None:
+                    return _update_edit(found, data, update, received_at)
     return Ignored("receipt")
 
 
-def _groups_event(data: object) -> Event:
-    items = data if isinstance(data, list) else [data]
-    groups: list[tuple[str, str | None]] = []
-    for item in items:
-        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+def _edit_body(message: _Object) -> tuple[_Object | None, object] | None:
+    """(the edit's protocolMessage if any, the new content) when ``message`` carries an edit."""
+    for _ in range(_MAX_WRAPPER_DEPTH):
+        protocol = message.get("protocolMessage")
+        if isinstance(protocol, dict):
+            if _protocol_action(protocol) != "edit":
+                return None
+            return protocol, protocol.get("editedMessage")
+        edited = message.get("editedMessage")
+        if isinstance(edited, dict):
+            inner = edited.get("message")
+            if not isinstance(inner, dict):
+                return None, edited
+            if not isinstance(inner.get("protocolMessage"), dict):
+                return None, inner
+            message = inner
             continue
-        jid = normalise_jid(item["id"])
-        if not jid.endswith(GROUP_SUFFIX):
+        wrapped = [
+            wrapper.get("message")
+            for name, wrapper in message.items()
+            if name in _WRAPPERS and isinstance(wrapper, dict)
+        ]
+        inner_messages = [inner for inner in wrapped if isinstance(inner, dict)]
+        if not inner_messages:
+            return None
+        message = inner_messages[0]
+    return None
+
+
+def _update_edit(
+    found: tuple[_Object | None, object], data: _Object, update: object, received_at: datetime
+) -> Event:
+    protocol, edited = found
+    candidates: list[object] = [
+        protocol.get("key") if protocol else None,
+        data.get("key"),
+        update.get("key") if isinstance(update, dict) else None,
+        {"remoteJid": data.get("remoteJid"), "id": data.get("keyId")},  # v2
+        {"remoteJid": data.get("remoteJid"), "id": data.get("id")},  # v1 spreads the key
+    ]
+    for candidate in candidates:
+        try:
+            target = _parse_key(candidate, "key")
+        except PayloadError:
             continue
-        subject = item.get("subject")
-        groups.append(
-            (jid, _clean(subject) if isinstance(subject, str) and subject.strip() else None)
+        at = (_instant(protocol.get("timestampMs")) if protocol else None) or received_at
+        return MessageEdited(
+            chat_jid=target.chat_jid,
+            message_id=target.message_id,
+            text=_edited_text(edited),
+            edited_at=at,
         )
-    return GroupsSeen(tuple(groups))
+    return Ignored("edit without target")
+
+
+# -- groups and connection -------------------------------------------------------------------------
+
+
+def _groups_event(data: object) -> GroupsSeen:
+    """``groups.upsert``/``groups.update`` (arrays) and ``group-participants.update`` (an
+    object with ``id``). Items without a group id are skipped."""
+    items = data if isinstance(data, list) else [data]
+    seen: dict[str, str | None] = {}
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        group_id = item.get("id")
+        if not isinstance(group_id, str):
+            continue
+        jid = normalise_jid(group_id)
+        if _GROUP_JID.fullmatch(jid) and seen.get(jid) is None:
+            seen[jid] = _name(item.get("subject"))
+    return GroupsSeen(tuple(seen.items()))
+
+
+def _connection_event(data: object) -> ConnectionChanged:
+    connection = _require_object(data, "data")
+    state = _require_text(connection.get("state", _MISSING), "data.state", MAX_STATE_LENGTH)
+    return ConnectionChanged(state.lower())
 
 
 # -- values ----------------------------------------------------------------------------------------
 
 
-def normalise_jid(jid: str) -> str:
-    """Trim, lower-case and drop a ``:device`` suffix: ``5511…:75@s.whatsapp.net`` → ``5511…@s.whatsapp.net``."""
-    jid = jid.strip().lower()
-    user, at, domain = jid.partition("@")
-    user = user.split(":", 1)[0]
-    return f"{user}{at}{domain}"
+def _describe(value: object) -> str:
+    """The JSON type of a value, for error messages (never the value itself)."""
+    if isinstance(value, _Missing):
+        return "it is missing"
+    if value is None:
+        return "got null"
+    if isinstance(value, bool):
+        return "got a boolean"
+    if isinstance(value, int | float):
+        return "got a number"
+    if isinstance(value, str):
+        return "got a string"
+    if isinstance(value, list):
+        return "got an array"
+    if isinstance(value, dict):
+        return "got an object"
+    return f"got a {type(value).__name__}"
 
 
-def _phone_digits(jid: object) -> str | None:
-    if not isinstance(jid, str) or not jid.strip():
+def _require_object(value: object, path: str) -> _Object:
+    if not isinstance(value, dict):
+        raise PayloadError(f"{path} must be an object ({_describe(value)})")
+    return value
+
+
+def _require_text(value: object, path: str, limit: int) -> str:
+    if not isinstance(value, str):
+        raise PayloadError(f"{path} must be a non-empty string ({_describe(value)})")
+    text = value.strip()
+    if not text:
+        raise PayloadError(f"{path} must be a non-empty string (got a blank string)")
+    if len(text) > limit:
+        raise PayloadError(f"{path} must be at most {limit} characters (got {len(text)})")
+    if _UNSAFE_CHARS.search(text):
+        raise PayloadError(f"{path} must not contain control characters")
+    return text
+
+
+def _optional_id(value: object) -> str | None:
+    """A message id where one is optional: invalid → None."""
+    if not isinstance(value, str):
         return None
-    normalised = normalise_jid(jid)
-    user, _, domain = normalised.partition("@")
-    if domain in ("s.whatsapp.net", "c.us", "") and user.isdigit():
-        return user
-    return None
+    text = value.strip()
+    if not text or len(text) > MAX_ID_LENGTH or _UNSAFE_CHARS.search(text):
+        return None
+    return text
 
 
-def _author(key: dict[str, Any], chat_jid: str, from_me: bool, sender: str | None) -> str | None:
-    """A phone number among the sender's JIDs, else the LID (a stable identity without a phone)."""
-    if chat_jid.endswith(GROUP_SUFFIX):
-        candidates = [
-            key.get(name) for name in ("participant", "participantAlt", "participantPn", "senderPn")
-        ]
-    else:
-        candidates = [
-            key.get(name) for name in ("remoteJid", "remoteJidAlt", "senderPn", "previousRemoteJid")
-        ]
-    if from_me and not any(isinstance(c, str) and c for c in candidates[:1]):
-        candidates.insert(0, sender)
-    for candidate in candidates:
-        digits = _phone_digits(candidate)
-        if digits:
-            return digits
-    for candidate in candidates:
-        if isinstance(candidate, str) and candidate.strip().lower().endswith(LID_SUFFIX):
-            return normalise_jid(candidate)
-    return None
+def _optional_jid(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    jid = normalise_jid(value)
+    if not jid or len(jid) > MAX_JID_LENGTH or _UNSAFE_CHARS.search(jid):
+        return None
+    return jid
 
 
-def long_value(value: object) -> int | None:
-    """A 64-bit integer in any of Evolution's encodings: number, decimal string, ``{low, high}``."""
+def _clean(text: str) -> str:
+    """Without NUL characters (PostgreSQL refuses them) and lone surrogates."""
+    text = text.replace("\x00", "")
+    return _SURROGATES.sub("\ufffd", text) if _SURROGATES.search(text) else text
+
+
+def _optional_text(value: object) -> str | None:
+    """A message text: cleaned and capped; non-strings and blank texts → None."""
+    if not isinstance(value, str):
+        return None
+    text = _clean(value[: MAX_TEXT_LENGTH * 2])[:MAX_TEXT_LENGTH]
+    return text if text.strip() else None
+
+
+def _joined(parts: list[str], separator: str) -> str | None:
+    return _optional_text(separator.join(parts)) if parts else None
+
+
+def _name(value: object) -> str | None:
+    """A display name (pushName, group subject): stripped, capped; blank → None."""
+    if not isinstance(value, str):
+        return None
+    name = _clean(value[: MAX_NAME_LENGTH * 2]).strip()[:MAX_NAME_LENGTH]
+    return name or None
+
+
+def _long(value: object) -> int | None:
+    """A 64-bit integer in any of Evolution's encodings (reference §2.3): a number, a decimal
+    string, or protobufjs' ``{low, high, unsigned}``."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
     if isinstance(value, float):
-        return int(value) if value == value and abs(value) < 2**63 else None
+        return int(value) if math.isfinite(value) else None
     if isinstance(value, str):
-        stripped = value.strip()
-        return int(stripped) if re.fullmatch(r"-?\d{1,20}", stripped) else None
+        text = value.strip()
+        return int(text.split(".", 1)[0]) if _DECIMAL.fullmatch(text) else None
     if isinstance(value, dict):
         low, high = value.get("low"), value.get("high")
-        if (
-            isinstance(low, int)
-            and isinstance(high, int)
-            and not isinstance(low, bool)
-            and not isinstance(high, bool)
-        ):
-            return (high << 32) + (low & 0xFFFFFFFF)
+        if isinstance(low, int) and isinstance(high, int):
+            if isinstance(low, bool) or isinstance(high, bool):
+                return None
+            return high * 2**32 + (low & 0xFFFFFFFF)
     return None
 
 
-def _timestamp(value: object, *, milliseconds: bool = False) -> datetime | None:
-    number = long_value(value)
-    if number is None:
+def _instant(value: object) -> datetime | None:
+    """A timestamp in seconds or milliseconds (told apart by magnitude), any encoding; None when
+    absent or absurd (before 2000 or from 2100 on)."""
+    number = _long(value)
+    if number is None or number <= 0:
         return None
-    seconds = number / 1000 if milliseconds or number > 100_000_000_000 else float(number)
-    if not _MIN_TIMESTAMP <= seconds <= _MAX_TIMESTAMP:
+    seconds, milliseconds = divmod(number, 1000) if number > _MILLISECONDS_ABOVE else (number, 0)
+    if not _MIN_SECONDS <= seconds < _MAX_SECONDS:
         return None
-    return datetime.fromtimestamp(seconds, UTC)
-
-
-def _clean(value: str) -> str:
-    return value.replace("\x00", "")[:MAX_TEXT_LENGTH]
-
-
-def _string(content: dict[str, Any], name: str) -> str | None:
-    value = content.get(name)
-    return _clean(value) if isinstance(value, str) and value else None
+    return datetime.fromtimestamp(seconds, UTC) + timedelta(milliseconds=milliseconds)

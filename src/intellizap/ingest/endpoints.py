@@ -13,6 +13,7 @@ from intellizap.evolution.payloads import PayloadError, parse_envelope, parse_ev
 from intellizap.ingest.auth import WebhookAuth
 from intellizap.ingest.errors import BodyTooLarge, Flooded, MalformedBody, NotAuthenticated
 from intellizap.ingest.flood import FloodGuard
+from intellizap.ingest.metrics import WEBHOOKS
 from intellizap.ingest.service import IngestService
 from intellizap.logging import get_logger
 from intellizap.tenants.directory import TenantDirectory
@@ -98,6 +99,7 @@ async def evolution_webhook(
         raise Flooded(f"too many webhooks for instance {envelope.instance!r}; slow down")
     events = parse_events(envelope, received_at)
     report = await deps.service.ingest(envelope, tenant, events)
+    WEBHOOKS.labels(status="200").inc()
     return JSONResponse({"status": "ok", "events": dict(report.outcomes)})
 
 

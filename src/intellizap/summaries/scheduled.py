@@ -5,7 +5,9 @@ One statement does it for every tenant at once (no loop over tenants): it finds 
 yesterday for times near midnight) within the catch-up window, and inserts their ``resumos`` row.
 The partial unique index on (``grupo_id``, ``data_referencia``) for ``origem = 'agendado'`` makes
 the claim exactly-once, whatever the number of workers, retries or restarts. A day whose window
-passed while the service was down is skipped and logged.
+passed while the service was down is skipped and logged. Ordinary ticks examine only the last
+minutes; every quarter hour a tick examines the whole catch-up window, so after downtime the
+missed summaries go out within 15 minutes.
 """
 
 from __future__ import annotations
@@ -26,53 +28,79 @@ log = get_logger(__name__)
 
 SUMMARIZE_TASK = "summarize"
 
+# Local wall-clock "now" is computed once per time zone (a few hundred rows), not per tenant; each
+# tenant is then a hash-join probe and a comparison on columns a trigger keeps parsed (migration
+# 0005), and groups are read only for due tenants, by index. Tenants with no or an unknown zone
+# use DEFAULT_TIMEZONE. (Wall-clock comparison: on a daylight
+# saving change a summary inside the shifted hour may move by that hour, once.)
 _CLAIM = text(
     """
-    WITH zones AS (SELECT name FROM pg_timezone_names),
-    enabled AS (
-        SELECT g.id AS group_id, g.usuario_id, g.created_at,
-               u.max_grupos, u.fuso_horario, u."horaResumo" AS at_text,
-               row_number() OVER (PARTITION BY g.usuario_id ORDER BY g.created_at, g.id) AS rank
-        FROM grupos g JOIN usuarios u ON u.id = g.usuario_id
-        WHERE g.ativo
+    WITH zone_now AS (
+        SELECT z.zone, CAST(:now AS timestamptz) AT TIME ZONE z.zone AS local_now
+        FROM unnest(CAST(:zones AS text[])) AS z (zone)
     ),
-    candidates AS (
-        SELECT e.group_id, e.usuario_id, COALESCE(z.name, :default_zone) AS zone,
-               CAST(substring(e.at_text FROM '^\\s*((?:[01]?[0-9]|2[0-3]):[0-5][0-9])') AS time)
-                   AS at_time
-        FROM enabled e
-        JOIN grupos g ON g.id = e.group_id AND g.resumo_ativo
-        LEFT JOIN zones z ON z.name = e.fuso_horario
-        WHERE e.max_grupos IS NULL OR e.rank <= e.max_grupos
+    tenants AS (
+        SELECT u.id, u.max_grupos, u.hora_resumo_local AS at_time,
+               COALESCE(zn.local_now, CAST(:now AS timestamptz) AT TIME ZONE :default_zone)
+                   AS local_now
+        FROM usuarios u
+        LEFT JOIN zone_now zn ON zn.zone = u.fuso_efetivo
+        WHERE u.hora_resumo_local IS NOT NULL
     ),
-    due AS (
-        SELECT c.group_id, c.usuario_id, d.day,
-               (d.day + c.at_time) AT TIME ZONE c.zone AS scheduled_at
-        FROM candidates c
+    -- The most recent local occurrence of each tenant's hour: today's, or yesterday's when
+    -- today's is still ahead (so 23:30 caught up at 00:45 belongs to the day before).
+    latest AS (
+        SELECT id AS tenant_id, max_grupos, local_now,
+               CAST(local_now AS date) - CAST(CAST(local_now AS time) < at_time AS integer) AS day,
+               at_time
+        FROM tenants
+    ),
+    -- MATERIALIZED: filter the (few) due tenants first, then look up their groups by index.
+    due AS MATERIALIZED (
+        SELECT tenant_id, max_grupos, day, day + at_time AS at_local, local_now FROM latest
+        WHERE day + at_time > local_now - :window
+           OR (day + at_time <= local_now - :grace
+               AND day + at_time > local_now - :grace - interval '1 minute')
+    ),
+    due_groups AS (
+        SELECT g.id AS group_id, due.tenant_id, due.day, due.at_local, due.local_now, g.rank,
+               due.max_grupos, g.resumo_ativo
+        FROM due
         CROSS JOIN LATERAL (
-            VALUES (CAST(CAST(:now AS timestamptz) AT TIME ZONE c.zone AS date)),
-                   (CAST(CAST(:now AS timestamptz) AT TIME ZONE c.zone AS date) - 1)
-        ) AS d (day)
-        WHERE c.at_time IS NOT NULL
+            SELECT id, resumo_ativo,
+                   row_number() OVER (ORDER BY created_at, id) AS rank
+            FROM grupos WHERE usuario_id = due.tenant_id AND ativo
+        ) AS g
+        WHERE g.resumo_ativo AND (due.max_grupos IS NULL OR g.rank <= due.max_grupos)
     ),
     claimed AS (
         INSERT INTO resumos (grupo_id, usuario_id, status, origem, data_referencia)
-        SELECT group_id, usuario_id, 'pendente', 'agendado', day FROM due
-        WHERE scheduled_at <= :now AND scheduled_at > CAST(:now AS timestamptz) - :grace
+        SELECT group_id, tenant_id, 'pendente', 'agendado', day FROM due_groups
+        WHERE at_local > local_now - :window
         ON CONFLICT (grupo_id, data_referencia) WHERE origem = 'agendado' DO NOTHING
         RETURNING id, grupo_id
     )
     SELECT 'claimed' AS outcome, id, grupo_id FROM claimed
     UNION ALL
-    SELECT 'missed', NULL, due.group_id FROM due
-    WHERE scheduled_at <= CAST(:now AS timestamptz) - :grace
-      AND scheduled_at > CAST(:now AS timestamptz) - :grace - interval '1 minute'
+    SELECT 'missed', NULL, d.group_id FROM due_groups d
+    WHERE d.at_local <= d.local_now - :grace
       AND NOT EXISTS (
           SELECT 1 FROM resumos r
-          WHERE r.grupo_id = due.group_id AND r.origem = 'agendado' AND r.data_referencia = due.day
+          WHERE r.grupo_id = d.group_id AND r.origem = 'agendado' AND r.data_referencia = d.day
       )
     """
 )
+
+_KNOWN_ZONES = text("SELECT array_agg(name) FROM pg_timezone_names")
+_zones: list[str] = []
+
+
+async def _known_zones(database: Database) -> list[str]:
+    """The time zones this PostgreSQL knows (read once per process: it never changes)."""
+    if not _zones:
+        async with database.engine.connect() as conn:
+            _zones.extend((await conn.execute(_KNOWN_ZONES)).scalar_one())
+    return _zones
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,15 +109,27 @@ class Claim:
     group_id: uuid.UUID
 
 
-async def claim_due_summaries(database: Database, settings: Settings, now: datetime) -> list[Claim]:
-    """Create the ``resumos`` rows of every summary due at ``now``; each at most once per day."""
+#: Ordinary ticks look this far back (missed ticks, slow workers); every ``CATCH_UP_EVERY``
+#: minutes a tick looks back the whole ``SUMMARY_CATCHUP_HOURS`` (downtime), which costs more.
+RECENT_WINDOW = timedelta(minutes=10)
+CATCH_UP_EVERY = 15
+
+
+async def claim_due_summaries(
+    database: Database, settings: Settings, now: datetime, *, full_catch_up: bool = True
+) -> list[Claim]:
+    """Create the ``resumos`` rows of every summary due at ``now``; each at most once per day.
+    Without ``full_catch_up`` only the last ``RECENT_WINDOW`` is examined."""
+    grace = timedelta(hours=settings.summary_catchup_hours)
     async with database.session() as session:
         rows = (
             await session.execute(
                 _CLAIM,
                 {
                     "now": now,
-                    "grace": timedelta(hours=settings.summary_catchup_hours),
+                    "zones": await _known_zones(database),
+                    "grace": grace,
+                    "window": grace if full_catch_up else min(grace, RECENT_WINDOW),
                     "default_zone": settings.default_timezone,
                 },
             )
@@ -124,7 +164,9 @@ async def queue_summary(
 async def summary_tick(job_context: procrastinate.JobContext, timestamp: int) -> int:
     context = jobs.context_of(job_context)
     now = datetime.fromtimestamp(timestamp, UTC)
-    claims = await claim_due_summaries(context.database, context.settings, now)
+    claims = await claim_due_summaries(
+        context.database, context.settings, now, full_catch_up=now.minute % CATCH_UP_EVERY == 0
+    )
     for claim in claims:
         await queue_summary(job_context.app, claim.summary_id, claim.group_id)
     return len(claims)
