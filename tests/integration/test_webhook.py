@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from intellizap.db.engine import Database
+from intellizap.ingest.changes import apply_all_pending_changes
 from tests.conftest import WEBHOOK_SECRET, load_fixture, make_settings, running_service
 from tests.factories import count, create_group, create_tenant, messages_of
 
@@ -377,6 +378,8 @@ async def test_concurrent_message_and_edit_converge(
         await asyncio.gather(
             post(service, edit_of(f"RACE{attempt}", "edited", EDIT_MS)), post(service, message)
         )
+    # The worker's minute sweep closes the one interleaving neither side sees (see changes.py).
+    await apply_all_pending_changes(clean_database)
     rows = await messages_of(clean_database, group.id)
     assert [row["mensagem"] for row in rows] == ["edited"] * 10
 

@@ -1,46 +1,145 @@
-"""Secrets never reach a log line, whichever logger or exception carries them."""
+"""Secrets never reach a log line, whichever logger, exception or structure carries them."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
+import string
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
 
+import pytest
 import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
-from intellizap.logging import add_secret, configure_logging, get_logger, redact
+import intellizap.logging as logmod
+from intellizap.logging import REDACTED, add_secret, configure_logging, get_logger, redact
 
 SECRET = "webhook-secret-value-42"
 TENANT_KEY = "sk-proj-AbCdEfGhIjKlMnOpQrStUv012345"
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+KEY_CHARS = string.ascii_letters + string.digits + "-_"
 
 
-def capture(*, json_output: bool = True) -> io.StringIO:
+@contextmanager
+def isolated_secrets() -> Iterator[None]:
+    """Secrets registered inside are forgotten afterwards (they would redact other tests' lines)."""
+    saved = set(logmod._secrets)
+    try:
+        yield
+    finally:
+        with logmod._lock:
+            logmod._secrets.clear()
+            logmod._secrets.update(saved)
+            logmod._secrets_dirty = True
+
+
+@pytest.fixture(autouse=True)
+def _restore_global_state() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    structlog_config = structlog.get_config()
+    hooks = sys.excepthook, threading.excepthook
+    with isolated_secrets():
+        yield
+    root.handlers, root.level = handlers, level
+    structlog.configure(**structlog_config)
+    sys.excepthook, threading.excepthook = hooks
+    structlog.contextvars.clear_contextvars()
+
+
+def capture(*, json_output: bool = True, level: str = "INFO") -> io.StringIO:
     stream = io.StringIO()
-    configure_logging(json=json_output, level="INFO", secrets=[SECRET], stream=stream)
+    configure_logging(json=json_output, level=level, secrets=[SECRET], stream=stream)
     return stream
+
+
+def lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+# --- Exact secrets, whichever way they travel ----------------------------------------------------
 
 
 def test_configured_secret_is_removed_from_structlog_and_stdlib_lines() -> None:
     stream = capture()
     get_logger("t").info("calling with secret", header=f"X-Webhook-Secret: {SECRET}")
+    get_logger("t").info("positional %s", SECRET)
     logging.getLogger("uvicorn.error").info("stdlib line with %s", SECRET)
     output = stream.getvalue()
     assert SECRET not in output
-    assert output.count("[REDACTED]") == 2
+    first, second, third = lines(stream)
+    assert first["header"] == f"X-Webhook-Secret: {REDACTED}"
+    assert second["event"] == f"positional {REDACTED}"
+    assert third["event"] == f"stdlib line with {REDACTED}"
+    assert third["logger"] == "uvicorn.error"
 
 
-def test_secret_in_an_exception_traceback_is_removed() -> None:
+def test_secret_in_an_exception_message_and_traceback_is_removed() -> None:
     stream = capture()
     try:
-        raise RuntimeError(f"connection failed for postgresql://app:{SECRET}@db:5432/x")
+        raise RuntimeError(f"upstream refused {SECRET}")
     except RuntimeError:
         get_logger("t").exception("boom")
+        logging.getLogger("procrastinate.worker").exception("stdlib boom")
     output = stream.getvalue()
-    assert "RuntimeError" in output
+    assert output.count("RuntimeError: upstream refused [REDACTED]") == 2
+    assert "Traceback (most recent call last)" in output
     assert SECRET not in output
+
+
+def test_secret_in_a_console_traceback_is_removed() -> None:
+    stream = capture(json_output=False)
+    try:
+        raise ValueError(f"bad key {SECRET}")
+    except ValueError:
+        get_logger("t").exception("dev boom")
+    output = stream.getvalue()
+    assert "dev boom" in output
+    assert "ValueError: bad key [REDACTED]" in output
+    assert SECRET not in output
+    assert "\x1b[" not in output  # no colours when the stream is not a terminal
+
+
+def test_secret_registered_at_run_time_is_redacted() -> None:
+    stream = capture()
+    get_logger("t").info("before", note="no secret yet")  # fills the cache of short strings
+    add_secret("tenant-evolution-token-777")
+    add_secret("  tenant-openai-key-with-spaces  ")
+    get_logger("t").info("loaded tenant-evolution-token-777")
+    get_logger("t").info("using", note="tenant-openai-key-with-spaces")
+    output = stream.getvalue()
+    assert "tenant-evolution-token-777" not in output
+    assert "tenant-openai-key-with-spaces" not in output
+
+
+def test_short_or_empty_secrets_are_ignored() -> None:
+    add_secret(None)
+    add_secret("")
+    add_secret("abc")
+    add_secret("ACTED]")  # part of the marker itself: it would never stop matching
+    assert redact("abc and [REDACTED]") == "abc and [REDACTED]"
+
+
+def test_the_longest_of_overlapping_secrets_wins() -> None:
+    add_secret("abcdef")
+    add_secret("abcdefghij")
+    assert redact("x abcdefghij y abcdef z") == "x [REDACTED] y [REDACTED] z"
+
+
+def test_secret_inside_a_dict_key_is_removed() -> None:
+    stream = capture()
+    get_logger("t").info("by key", cache={SECRET: "tenant 1"})
+    assert SECRET not in stream.getvalue()
+
+
+# --- Patterns and sensitive keys ----------------------------------------------------------------
 
 
 def test_sensitive_keys_and_patterns_are_redacted_but_counts_kept() -> None:
@@ -48,50 +147,258 @@ def test_sensitive_keys_and_patterns_are_redacted_but_counts_kept() -> None:
     get_logger("t").info(
         "request",
         apikey="instance-token-1",
-        payload={"key-openai": "anything", "nested": [{"evolution_token": "tok-123456"}]},
+        payload={
+            "key-openai": "anything",
+            "nested": [{"evolution_token": "tok-123456"}, ("Authorization", "fine")],
+        },
         url="https://evo.example.com/hook?token=abc123&x=1",
+        dsn="postgresql://app:pg-password@db:5432/intellizap",
         auth=f"Bearer {JWT}",
         note=f"user key {TENANT_KEY}",
         tokens_usados=123,
+        tokens_entrada=7,
+        max_tokens=500,
+        tokens_mes="not-a-count",
     )
-    line = json.loads(stream.getvalue().strip())
-    assert line["apikey"] == "[REDACTED]"
-    assert line["payload"]["key-openai"] == "[REDACTED]"
-    assert line["payload"]["nested"][0]["evolution_token"] == "[REDACTED]"
-    assert line["url"] == "https://evo.example.com/hook?token=[REDACTED]&x=1"
-    assert JWT not in line["auth"]
-    assert TENANT_KEY not in line["note"]
-    assert line["tokens_usados"] == 123
+    (line,) = lines(stream)
+    assert line["apikey"] == REDACTED
+    assert line["payload"]["key-openai"] == REDACTED
+    assert line["payload"]["nested"][0]["evolution_token"] == REDACTED
+    assert line["payload"]["nested"][1] == ["Authorization", "fine"]
+    assert line["url"] == f"https://evo.example.com/hook?token={REDACTED}&x=1"
+    assert line["dsn"] == f"postgresql://app:{REDACTED}@db:5432/intellizap"
+    assert line["auth"] == f"Bearer {REDACTED}"
+    assert line["note"] == f"user key {REDACTED}"
+    assert (line["tokens_usados"], line["tokens_entrada"], line["max_tokens"]) == (123, 7, 500)
+    assert line["tokens_mes"] == REDACTED
 
 
-def test_secret_registered_at_run_time_is_redacted() -> None:
-    stream = capture()
-    add_secret("tenant-evolution-token-777")
-    get_logger("t").info("loaded tenant-evolution-token-777")
-    assert "tenant-evolution-token-777" not in stream.getvalue()
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"key {TENANT_KEY}.", f"key {REDACTED}."),
+        ("sk-abcdefghijklmnop1234 sk-short", f"{REDACTED} sk-short"),
+        ("task-reminder-scheduled-daily", "task-reminder-scheduled-daily"),
+        (f"jwt={JWT}", f"jwt={REDACTED}"),
+        (f"got {JWT}!", f"got {REDACTED}!"),
+        ("authorization: bearer abc.def-ghi", f"authorization: {REDACTED}"),
+        ("header Bearer abc.def-ghi=", f"header Bearer {REDACTED}"),
+        ("GET /webhook?apikey=k1&api_key=k2&secret=s&key=k HTTP/1.1", None),
+        ("https://h/cb#access_token=abc&state=1", f"https://h/cb#access_token={REDACTED}&state=1"),
+        ("redis://:hunter22pw@cache:6379/0", f"redis://:{REDACTED}@cache:6379/0"),
+        ("postgresql://app:p@ss@db/x", f"postgresql://app:{REDACTED}@db/x"),
+        ("https://host:8080/path@x", "https://host:8080/path@x"),
+        (
+            '{"apikey": "ABC 123", "instance": "acme"}',
+            f'{{"apikey": "{REDACTED}", "instance": "acme"}}',
+        ),
+        ('body={"apikey": "cut-in-the-mid', f'body={{"apikey": "{REDACTED}"'),
+        (
+            "{'key-openai': 'zzz', 'x-api-key': 'yyy'}",
+            f"{{'key-openai': '{REDACTED}', 'x-api-key': '{REDACTED}'}}",
+        ),
+        ("tokens_usados=123 max_tokens: 50", "tokens_usados=123 max_tokens: 50"),
+        ("evolution_token=abcdef password=", f"evolution_token={REDACTED} password="),
+        ("webhook secret invalid for instance acme", "webhook secret invalid for instance acme"),
+    ],
+)
+def test_patterns_in_text(text: str, expected: str | None) -> None:
+    result = redact(text)
+    if expected is None:
+        assert "k1" not in result
+        assert "k2" not in result
+        assert "=s&" not in result
+        assert result.endswith(f"key={REDACTED} HTTP/1.1")
+    else:
+        assert result == expected
 
 
-def test_context_variables_appear_on_every_line() -> None:
+# --- Context, format, levels, set-up ------------------------------------------------------------
+
+
+def test_context_variables_appear_on_structlog_and_stdlib_lines() -> None:
     stream = capture()
     structlog.contextvars.bind_contextvars(usuario_id="u1", grupo_id="g1", instancia="acme")
-    try:
-        get_logger("t").info("message stored")
-    finally:
-        structlog.contextvars.clear_contextvars()
-    line = json.loads(stream.getvalue().strip())
-    assert (line["usuario_id"], line["grupo_id"], line["instancia"]) == ("u1", "g1", "acme")
-    assert line["level"] == "info"
-    assert line["event"] == "message stored"
+    get_logger("t").info("message stored")
+    logging.getLogger("httpx").warning("slow upstream")
+    structlog.contextvars.clear_contextvars()
+    get_logger("t").info("outside")
+    first, second, third = lines(stream)
+    for line in (first, second):
+        assert (line["usuario_id"], line["grupo_id"], line["instancia"]) == ("u1", "g1", "acme")
+    assert "usuario_id" not in third
 
 
-def test_console_output_is_redacted_too() -> None:
+def test_json_mode_emits_one_parseable_object_per_line() -> None:
+    stream = capture()
+    get_logger("intellizap.ingest").info("message stored", tipo="audio", extra=object())
+    logging.getLogger("sqlalchemy.pool").error("pool exhausted")
+    get_logger("t").warning("weird text", text="caf\u00e9 \ud800 \n second line")
+    raw = stream.getvalue().splitlines()
+    assert len(raw) == 3
+    first, second, third = (json.loads(line) for line in raw)
+    assert first["event"] == "message stored"
+    assert first["level"] == "info"
+    assert first["logger"] == "intellizap.ingest"
+    timestamp = datetime.fromisoformat(first["timestamp"])
+    assert timestamp.utcoffset() is not None
+    assert timestamp.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
+    assert (second["level"], second["logger"], second["event"]) == (
+        "error",
+        "sqlalchemy.pool",
+        "pool exhausted",
+    )
+    assert third["text"].startswith("caf\u00e9")
+
+
+def test_console_mode_is_readable_and_redacted() -> None:
     stream = capture(json_output=False)
-    get_logger("t").info(f"dev line {SECRET}")
-    assert SECRET not in stream.getvalue()
-    assert "dev line" in stream.getvalue()
+    get_logger("t").info(f"dev line {SECRET}", instancia="acme")
+    output = stream.getvalue()
+    assert SECRET not in output
+    assert "dev line [REDACTED]" in output
+    assert "instancia=acme" in output
+    assert not output.lstrip().startswith("{")
 
 
-@given(prefix=st.text(max_size=40), suffix=st.text(max_size=40))
-def test_redact_never_leaves_a_registered_secret(prefix: str, suffix: str) -> None:
-    add_secret(SECRET)
-    assert SECRET not in redact(prefix + SECRET + suffix)
+def test_levels_from_settings_in_any_case() -> None:
+    stream = capture(level="warning")
+    get_logger("t").info("hidden")
+    logging.getLogger("uvicorn.error").info("hidden too")
+    get_logger("t").warning("shown")
+    assert [line["event"] for line in lines(stream)] == ["shown"]
+    stream = capture(level="DEBUG")
+    get_logger("t").debug("debug shown")
+    assert [line["event"] for line in lines(stream)] == ["debug shown"]
+    with pytest.raises(ValueError, match="unknown log level"):
+        configure_logging(json=True, level="loud", secrets=[])
+
+
+def test_configuring_again_replaces_the_handler() -> None:
+    first = capture()
+    second = capture()
+    get_logger("t").info("once")
+    assert first.getvalue() == ""
+    assert len(lines(second)) == 1
+    assert len(logging.getLogger().handlers) == 1
+
+
+def test_default_stream_is_the_current_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(json=True, level="INFO", secrets=[SECRET])
+    get_logger("t").info("to stdout", value=SECRET)
+    logging.getLogger("uvicorn.access").info('1.2.3.4 - "GET /hook?token=%s HTTP/1.1" 200', SECRET)
+    captured = capsys.readouterr()
+    assert SECRET not in captured.out
+    assert [json.loads(line)["event"] for line in captured.out.splitlines()] == [
+        "to stdout",
+        f'1.2.3.4 - "GET /hook?token={REDACTED} HTTP/1.1" 200',
+    ]
+
+
+def test_uncaught_exceptions_are_logged_redacted() -> None:
+    stream = capture()
+    seen: list[threading.ExceptHookArgs] = []
+    logmod._previous_thread_hook = seen.append
+    error = RuntimeError(f"crash with {SECRET}")
+    sys.excepthook(RuntimeError, error, None)
+    threading.excepthook(threading.ExceptHookArgs([RuntimeError, error, None, None]))  # type: ignore[call-arg]
+    output = stream.getvalue()
+    assert SECRET not in output
+    assert [line["event"] for line in lines(stream)] == ["uncaught exception"] * 2
+    assert len(seen) == 1  # a non-default previous hook (pytest's) still hears about it
+
+
+def test_a_failing_stream_does_not_print_the_raw_event(capsys: pytest.CaptureFixture[str]) -> None:
+    class Broken(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError(f"cannot write {SECRET}")
+
+    configure_logging(json=True, level="INFO", secrets=[SECRET], stream=Broken())
+    get_logger("t").info("lost", value=SECRET)
+    captured = capsys.readouterr()
+    assert "logging error: OSError" in captured.err
+    assert SECRET not in captured.err + captured.out
+
+
+def test_unprintable_and_self_referencing_values_do_not_lose_the_line() -> None:
+    class Unprintable:
+        def __str__(self) -> str:
+            raise ValueError(SECRET)
+
+    loop: dict[str, Any] = {}
+    loop["self"] = loop
+    stream = capture()
+    get_logger("t").info("odd values", thing=Unprintable(), loop=loop)
+    (line,) = lines(stream)
+    assert line["thing"] == "<unprintable Unprintable>"
+    assert "[TRUNCATED]" in json.dumps(line["loop"])
+
+
+# --- Properties ---------------------------------------------------------------------------------
+
+
+@given(
+    secret=st.text(alphabet=KEY_CHARS, min_size=6, max_size=64),
+    prefix=st.text(max_size=60),
+    suffix=st.text(max_size=60),
+)
+def test_redact_never_leaves_a_registered_secret(secret: str, prefix: str, suffix: str) -> None:
+    with isolated_secrets():
+        add_secret(secret)
+        assert secret not in redact(prefix + secret + suffix)
+
+
+@given(
+    key=st.text(alphabet=KEY_CHARS, min_size=16, max_size=60),
+    prefix=st.text(max_size=40),
+    suffix=st.text(alphabet=" .,;:!?)]}\"'\n", max_size=5),
+)
+def test_any_openai_style_key_is_removed(key: str, prefix: str, suffix: str) -> None:
+    text = f"{prefix} sk-{key}{suffix}"
+    assert f"sk-{key}" not in redact(text)
+
+
+FRAGMENTS = [
+    "sk-",
+    "SK-",
+    "eyJ",
+    "Bearer ",
+    "bearer\t",
+    "://",
+    "user:",
+    "@",
+    "?",
+    "&",
+    "#",
+    "=",
+    ":",
+    " ",
+    '"',
+    "'",
+    "apikey",
+    "Api-Key",
+    "token",
+    "TOKEN",
+    "tokens_",
+    "_tokens",
+    "secret",
+    "password",
+    "passwd",
+    "Authorization",
+    "jwt",
+    "key-openai",
+    "service_key",
+    "cookie",
+    "sig",
+    "key",
+    ".",
+    "abcdefghijklmnopqrstuvwxyz",
+    "0123456789",
+    "-",
+    "_",
+]
+
+
+@given(st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=4), max_size=25).map("".join))
+def test_the_quick_prefilter_never_skips_a_match(text: str) -> None:
+    assert logmod._redact(text, None) == logmod._PATTERN.sub(logmod._replace, text)

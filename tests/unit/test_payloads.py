@@ -1351,6 +1351,15 @@ def test_update_with_a_bare_edited_message_edits_the_updated_message() -> None:
     assert event_of(webhook("messages.update", v1)) == MessageEdited(GROUP, "ORIG2", "v1", RECEIVED)
 
 
+def test_update_with_a_wrapped_edit_body_is_an_edit() -> None:
+    protocol = deepcopy(EDIT_PROTOCOL)
+    wrapped = {"ephemeralMessage": {"message": {"protocolMessage": protocol}}}
+    data = {"keyId": "ORIG1", "remoteJid": GROUP, "message": wrapped}
+    assert event_of(webhook("messages.update", data)) == MessageEdited(
+        GROUP, "ORIG1", "corrigido", RECEIVED
+    )
+
+
 def test_update_edit_without_any_target_is_ignored() -> None:
     data = {"status": "DELETED", "editedMessage": {"conversation": "novo"}}
     assert event_of(webhook("messages.update", data)) == Ignored("edit without target")
@@ -1493,15 +1502,23 @@ jids = (
     st.sampled_from([GROUP, CONTACT, MEMBER_LID, "status@broadcast", "x:1@lid", "", "  "])
     | json_values
 )
-keys = st.fixed_dictionaries(
-    {"remoteJid": jids, "id": st.sampled_from(["M1", "", "X" * 200]) | json_values},
-    optional={
-        "fromMe": st.booleans() | json_values,
-        "participant": jids,
-        "participantAlt": jids,
-        "remoteJidAlt": jids,
-        "senderPn": jids,
+key_fields = {
+    "fromMe": st.booleans() | json_values,
+    "participant": jids,
+    "participantAlt": jids,
+    "remoteJidAlt": jids,
+    "senderPn": jids,
+}
+valid_keys = st.fixed_dictionaries(
+    {
+        "remoteJid": st.sampled_from([GROUP, CONTACT, MEMBER_LID]),
+        "id": st.sampled_from(["M1", "M2"]),
     },
+    optional=key_fields,
+)
+keys = valid_keys | st.fixed_dictionaries(
+    {"remoteJid": jids, "id": st.sampled_from(["M1", "", "X" * 200]) | json_values},
+    optional=key_fields,
 )
 messages: st.SearchStrategy[Any] = st.deferred(
     lambda: st.dictionaries(st.sampled_from(CONTENT_KEYS), contents, max_size=3) | json_values

@@ -712,15 +712,20 @@ def _edit_body(message: _Object) -> tuple[_Object | None, object] | None:
                 return None, inner
             message = inner
             continue
-        wrapped = [
-            wrapper.get("message")
-            for name, wrapper in message.items()
-            if name in _WRAPPERS and isinstance(wrapper, dict)
-        ]
-        inner_messages = [inner for inner in wrapped if isinstance(inner, dict)]
-        if not inner_messages:
+        unwrapped = _unwrap_once(message)
+        if unwrapped is None:
             return None
-        message = inner_messages[0]
+        message = unwrapped
+    return None
+
+
+def _unwrap_once(message: _Object) -> _Object | None:
+    """The ``.message`` of the first wrapper (``ephemeralMessage`` …) in ``message``, if any."""
+    for name, wrapper in message.items():
+        if name in _WRAPPERS and isinstance(wrapper, dict):
+            inner = wrapper.get("message")
+            if isinstance(inner, dict):
+                return inner
     return None
 
 

@@ -2,10 +2,11 @@
 
 Evolution delivers events concurrently and retries them, so an edit or a delete can arrive
 before the message it changes. Every change is first merged into ``alteracoes_pendentes`` and
-then applied to ``mensagens`` by :func:`apply_pending_changes`, which both the change path and
-the message writer run *after their own commit*. Whichever of the two commits last sees both rows,
-so a change is never lost, whatever the interleaving (READ COMMITTED gives each statement a fresh
-snapshot).
+then applied to ``mensagens`` by :func:`apply_pending_changes`, which the change path runs after
+its own commit, and the message writer runs after its commit when its insert saw a pending change
+for one of its messages. The one interleaving neither sees (the change commits while the
+message's insert is between its statement and its commit, and applies before that commit) is
+closed by :func:`apply_all_pending_changes`, run every minute.
 
 Final state: a delete always wins (``apagada_em`` set, text cleared); otherwise the edit with the
 latest timestamp gives the text and ``editada_em``.
@@ -98,3 +99,21 @@ async def apply_pending_changes(database: Database, keys: Sequence[tuple[uuid.UU
                 "external_ids": [external_id for _, external_id in keys],
             },
         )
+
+
+_APPLY_ALL = text(
+    """
+    SELECT grupo_id, id_externo FROM alteracoes_pendentes p
+    WHERE EXISTS (
+        SELECT 1 FROM mensagens m WHERE m.grupo_id = p.grupo_id AND m.id_externo = p.id_externo
+    )
+    """
+)
+
+
+async def apply_all_pending_changes(database: Database) -> int:
+    """Apply every pending change whose message has arrived; returns how many."""
+    async with database.session() as session:
+        keys = [(row[0], row[1]) for row in (await session.execute(_APPLY_ALL)).all()]
+    await apply_pending_changes(database, keys)
+    return len(keys)

@@ -1,4 +1,5 @@
-"""Housekeeping of ingested data, once a day: retention and the job queue's finished jobs."""
+"""Housekeeping of ingested data: the pending-change sweep (each minute), retention and the job
+queue's finished jobs (daily)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy import text
 
 from intellizap import jobs
 from intellizap.db.engine import Database
+from intellizap.ingest.changes import apply_all_pending_changes
 from intellizap.logging import get_logger
 
 log = get_logger(__name__)
@@ -44,6 +46,13 @@ async def delete_old_messages(database: Database, *, now: datetime, retention_da
             await session.execute(statement, {"before": before})
         await session.execute(_DELETE_ABANDONED_AUDIO, {"before": now - timedelta(days=1)})
     return deleted
+
+
+@jobs.app.periodic(cron="* * * * *", periodic_id="pending-changes-sweep")
+@jobs.app.task(name="apply_pending_changes", queue="maintenance", pass_context=True)
+async def sweep_pending_changes(job_context: procrastinate.JobContext, timestamp: int) -> int:
+    """Edits and deletes whose message arrived in the same instant (see ``changes.py``)."""
+    return await apply_all_pending_changes(jobs.context_of(job_context).database)
 
 
 @jobs.app.periodic(cron="40 3 * * *", periodic_id="daily-cleanup")

@@ -46,16 +46,29 @@ class WriteResult:
     """The new row's id when stored."""
 
 
+# One statement inserts the batch and says whether any of its messages has an edit or delete
+# waiting (almost never): only then is a second transaction spent applying it.
 _INSERT = text(
     """
-    INSERT INTO mensagens (grupo_id, id_externo, mensagem, "nome-autor", "numero-autor",
-                           data_mensagem, tipo, enviada_por_mim)
-    SELECT * FROM unnest(CAST(:group_ids AS uuid[]), CAST(:external_ids AS varchar[]),
-                         CAST(:texts AS text[]), CAST(:author_names AS varchar[]),
-                         CAST(:author_numbers AS varchar[]), CAST(:sent_ats AS timestamptz[]),
-                         CAST(:kinds AS varchar[]), CAST(:from_mes AS boolean[]))
-    ON CONFLICT (grupo_id, id_externo) DO NOTHING
-    RETURNING grupo_id, id_externo, id
+    WITH batch AS (
+        SELECT * FROM unnest(CAST(:group_ids AS uuid[]), CAST(:external_ids AS varchar[]),
+                             CAST(:texts AS text[]), CAST(:author_names AS varchar[]),
+                             CAST(:author_numbers AS varchar[]), CAST(:sent_ats AS timestamptz[]),
+                             CAST(:kinds AS varchar[]), CAST(:from_mes AS boolean[]))
+            AS b (grupo_id, id_externo, mensagem, nome, numero, data_mensagem, tipo, por_mim)
+    ),
+    inserted AS (
+        INSERT INTO mensagens (grupo_id, id_externo, mensagem, "nome-autor", "numero-autor",
+                               data_mensagem, tipo, enviada_por_mim)
+        SELECT * FROM batch
+        ON CONFLICT (grupo_id, id_externo) DO NOTHING
+        RETURNING grupo_id, id_externo, id
+    )
+    SELECT grupo_id, id_externo, id, false AS pending FROM inserted
+    UNION ALL
+    SELECT NULL, NULL, NULL, true WHERE EXISTS (
+        SELECT 1 FROM alteracoes_pendentes p JOIN batch b USING (grupo_id, id_externo)
+    )
     """
 )
 
@@ -151,13 +164,14 @@ class MessageWriter:
             "from_mes": [row.from_me for row in rows],
         }
         async with self._database.engine.begin() as conn:
-            inserted = (await conn.execute(_INSERT, params)).all()
-        # After the commit, so an edit committed concurrently is never missed (see changes.py).
-        # Duplicates are included: a retried webhook heals a change left pending by a failure here.
-        try:
-            await apply_pending_changes(
-                self._database, [(row.group_id, row.external_id) for row in rows]
-            )
-        except Exception as exc:  # the messages are committed; the change waits for a retry
-            log.warning("could not apply pending edits/deletes yet", error=str(exc))
-        return {(row[0], row[1]): row[2] for row in inserted}
+            rows_back = (await conn.execute(_INSERT, params)).all()
+        if any(row.pending for row in rows_back):
+            # After the commit, so an edit committed concurrently is never missed (changes.py).
+            # Duplicates are included: a retried webhook heals a change left pending earlier.
+            try:
+                await apply_pending_changes(
+                    self._database, [(row.group_id, row.external_id) for row in rows]
+                )
+            except Exception as exc:  # the messages are committed; the change waits
+                log.warning("could not apply pending edits/deletes yet", error=str(exc))
+        return {(row[0], row[1]): row[2] for row in rows_back if not row.pending}
