@@ -21,6 +21,7 @@ cli = typer.Typer(
     help="IntelliZap backend: WhatsApp group ingest, transcription and daily summaries.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals may hold secrets
 )
 log = get_logger(__name__)
 

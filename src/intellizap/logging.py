@@ -109,6 +109,7 @@ _secrets: set[str] = set()
 _secrets_regex: re.Pattern[str] | None = None  # rebuilt lazily, only after the set changed
 _secrets_dirty = False
 _generation = 0  # counts the rebuilds of _secrets_regex
+_CACHED_LENGTH = 100  # shorter strings are redacted through a cache
 
 
 def add_secret(value: str | None) -> None:
@@ -175,9 +176,6 @@ def redact(value: str) -> str:
     return _redact(value, pattern)
 
 
-_CACHED_LENGTH = 100
-
-
 @functools.lru_cache(maxsize=8192)
 def _redact_short(value: str, generation: int) -> str:
     # Keys, event names, instance names… repeat on every line. The secrets' generation is part
@@ -196,6 +194,9 @@ def _redact(value: str, pattern: re.Pattern[str] | None) -> str:
 
 
 # --- The processor -----------------------------------------------------------------------------
+
+# Set by our own processors, after (and over) anything the caller passed: nothing to redact.
+_OWN_FIELDS = frozenset({"timestamp", "level"})
 
 
 def _scrub(value: object, depth: int) -> object:
@@ -228,10 +229,6 @@ def _scrub_mapping(mapping: Mapping[Any, Any], depth: int) -> dict[Any, Any]:
         else:
             scrubbed[redact(key)] = _scrub(item, depth)
     return scrubbed
-
-
-# Set by our own processors, after (and over) anything the caller passed: nothing to redact.
-_OWN_FIELDS = frozenset({"timestamp", "level"})
 
 
 def _redact_processor(

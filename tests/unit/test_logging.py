@@ -295,13 +295,13 @@ def test_default_stream_is_the_current_stdout(capsys: pytest.CaptureFixture[str]
     ]
 
 
-def test_uncaught_exceptions_are_logged_redacted() -> None:
+def test_uncaught_exceptions_are_logged_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
     stream = capture()
     seen: list[threading.ExceptHookArgs] = []
-    logmod._previous_thread_hook = seen.append
+    monkeypatch.setattr(logmod, "_previous_thread_hook", seen.append)
     error = RuntimeError(f"crash with {SECRET}")
     sys.excepthook(RuntimeError, error, None)
-    threading.excepthook(threading.ExceptHookArgs([RuntimeError, error, None, None]))  # type: ignore[call-arg]
+    threading.excepthook(threading.ExceptHookArgs([RuntimeError, error, None, None]))
     output = stream.getvalue()
     assert SECRET not in output
     assert [line["event"] for line in lines(stream)] == ["uncaught exception"] * 2

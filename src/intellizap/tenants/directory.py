@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from sqlalchemy import RowMapping, text
 
 from intellizap.db.engine import Database
-from intellizap.logging import add_secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +87,9 @@ def _build_tenant(instance: str, rows: Sequence[RowMapping]) -> TenantInfo | Non
     allowed = {
         row["group_id"] for row in (active if max_groups is None else active[: max(max_groups, 0)])
     }
+    # Not registered with the log redaction one by one (that would not scale to every tenant):
+    # the token only travels in fields whose names (apikey, evolution_token) are redacted.
     token: str | None = tenant["evolution_token"] or None
-    if token:
-        add_secret(token)
     return TenantInfo(
         id=tenant["id"],
         instance=instance,
