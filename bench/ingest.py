@@ -641,6 +641,17 @@ def main() -> int:
         median = {name: statistics.median(rps(name)) for name in ("baseline", "service")}
         ratio = best["service"] / best["baseline"]
         median_ratio = median["service"] / median["baseline"]
+        # Each service run against the baseline run just before it: robust to slow drift.
+        paired = [s["rps"] / b["rps"] for b, s in zip(runs[0::2], runs[1::2], strict=True)]
+        # CPU time per request of the (single-process) server: robust to other load on the
+        # machine as long as each server is the bottleneck of its own run.
+        cpu_ms = {
+            name: statistics.median(
+                run["server_cpu_ms_per_request"] for run in runs if run["target"] == name
+            )
+            for name in ("baseline", "service")
+        }
+        unsaturated = [run["tag"] for run in runs if run["server_cpu_percent"] < 90]
 
         rate = args.latency_rate or best["service"] / 2
         print(f"open loop at {rate:.0f} req/s for {args.latency_duration:.0f} s…", flush=True)
@@ -682,6 +693,12 @@ def main() -> int:
             "baseline_rps_median": median["baseline"],
             "service_rps_median": median["service"],
             "median_ratio": round(median_ratio, 3),
+            "paired_ratios": [round(value, 3) for value in paired],
+            "paired_ratio_median": round(statistics.median(paired), 3),
+            "baseline_cpu_ms_per_request": cpu_ms["baseline"],
+            "service_cpu_ms_per_request": cpu_ms["service"],
+            "cpu_efficiency_ratio": round(cpu_ms["baseline"] / cpu_ms["service"], 3),
+            "runs_with_server_below_90pct_cpu": unsaturated,
             "target_ratio": TARGET_RATIO,
         },
         "latency_at_half_load": {
@@ -732,6 +749,20 @@ def print_report(report: dict[str, Any]) -> None:
         f"ratio      {t['ratio']:9.2f}×       (median {t['median_ratio']:.2f}×)   "
         f"target ≥ {t['target_ratio']}×  {mark(report['verdict']['throughput_ok'])}"
     )
+    print(
+        f"paired     {', '.join(f'{r:.2f}×' for r in t['paired_ratios'])} "
+        f"(median {t['paired_ratio_median']:.2f}×)"
+    )
+    print(
+        f"CPU/req    baseline {t['baseline_cpu_ms_per_request']:.3f} ms, "
+        f"service {t['service_cpu_ms_per_request']:.3f} ms "
+        f"→ efficiency {t['cpu_efficiency_ratio']:.2f}×"
+    )
+    if t["runs_with_server_below_90pct_cpu"]:
+        print(
+            f"note: server below 90% CPU in {', '.join(t['runs_with_server_below_90pct_cpu'])}: "
+            "something else is loading the machine, figures are noisy"
+        )
     print(f"=== open loop at {lat['rate']:.0f} req/s (half the service's best) ===")
     for name, run in (("service", s), ("baseline", b)):
         ms = run["latency_ms"]

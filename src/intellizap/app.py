@@ -127,7 +127,7 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
         lifespan=lifespan,
     )
     app.include_router(health.router)
-    app.include_router(webhook.router)
+    app.router.routes.extend(webhook.routes)
     _install_error_handlers(app)
 
     @app.get("/metrics", include_in_schema=False)

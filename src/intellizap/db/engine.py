@@ -59,12 +59,13 @@ def libpq_url(url: str) -> str:
 
 
 def create_engine(url: str, *, pool_size: int, connect_timeout: float) -> AsyncEngine:
-    """An engine that survives database restarts: stale connections are detected and replaced."""
+    """An engine that survives database restarts: the first query on a dead connection fails
+    (the caller answers 503), SQLAlchemy then discards every pooled connection, and the next
+    checkout connects anew. No ``pool_pre_ping``: it would add a round trip to every checkout."""
     return create_async_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         pool_timeout=connect_timeout,
         pool_recycle=1800,
         connect_args={

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from intellizap.evolution.payloads import PayloadError, parse_envelope, parse_events
 from intellizap.ingest.auth import WebhookAuth
@@ -19,7 +19,6 @@ from intellizap.logging import get_logger
 from intellizap.tenants.directory import TenantDirectory
 
 log = get_logger(__name__)
-router = APIRouter(tags=["webhooks"])
 
 
 class WebhookDependencies:
@@ -39,11 +38,6 @@ class WebhookDependencies:
         self.directory = directory
         self.service = service
         self.max_bytes = max_bytes
-
-
-def _dependencies(request: Request) -> WebhookDependencies:
-    deps: WebhookDependencies = request.app.state.webhook
-    return deps
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -67,17 +61,14 @@ def _query_token(request: Request) -> dict[str, str]:
     return {"token": token.split("/", 1)[0]} if token else {}
 
 
-@router.post("/webhooks/evolution")
-@router.post("/webhooks/evolution/{event_suffix:path}", include_in_schema=False)
-async def evolution_webhook(
-    request: Request, deps: Annotated[WebhookDependencies, Depends(_dependencies)]
-) -> JSONResponse:
+async def evolution_webhook(request: Request) -> JSONResponse:
     """Receive one Evolution event (single-URL or "webhook by events" mode).
 
     200: stored, duplicate or deliberately ignored. 400/422: malformed (Evolution does not
     retry). 401: bad credentials. 413: too large. 429: flood. 503: database unreachable (Evolution
     retries; nothing is acknowledged that was not committed).
     """
+    deps: WebhookDependencies = request.app.state.webhook
     received_at = datetime.now(UTC)
     body = await _read_body(request, deps.max_bytes)
     transport_ok = deps.auth.transport_ok(request.headers, _query_token(request))
@@ -108,3 +99,14 @@ def _not_authenticated() -> NotAuthenticated:
         "missing or invalid webhook credentials: send the X-Webhook-Secret header (or ?token=), "
         "a Bearer JWT signed with WEBHOOK_JWT_KEY, or the instance's apikey in the body"
     )
+
+
+#: Plain Starlette routes, not FastAPI's: this is the hot path, and FastAPI's dependency
+#: injection and request wrapping cost more CPU than the whole ingest (bench/ingest.py). Errors
+#: are still mapped to HTTP by the application's handlers (``intellizap.app``).
+routes = [
+    Route("/webhooks/evolution", evolution_webhook, methods=["POST"]),
+    # Evolution's "webhook by events" mode appends the event: /messages-upsert (or //… when the
+    # configured URL ends with a slash).
+    Route("/webhooks/evolution/{event_suffix:path}", evolution_webhook, methods=["POST"]),
+]
