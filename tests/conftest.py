@@ -32,6 +32,15 @@ def load_fixture(name: str) -> dict[str, Any]:
     return data
 
 
+@pytest.fixture
+def evolution() -> Iterator[Any]:
+    """A fake Evolution API (real HTTP on loopback); see tests/fakes/evolution.py."""
+    from tests.fakes.evolution import FakeEvolution
+
+    with FakeEvolution.running() as fake:
+        yield fake
+
+
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> EmbeddedPostgres:
     server = EmbeddedPostgres(tmp_path_factory.mktemp("intellizap"))

@@ -157,21 +157,6 @@ async def run_worker(queue: procrastinate.App, settings: Settings, url: str) -> 
             await asyncio.sleep(min(5.0, settings.job_poll_seconds * 5))
 
 
-async def worker_alive(database: Database, settings: Settings) -> bool:
-    """Whether some worker sent a heartbeat recently (readiness of a process that runs one)."""
-    from sqlalchemy import text
-
-    async with database.engine.connect() as conn:
-        recent = await conn.execute(
-            text(
-                "SELECT EXISTS (SELECT 1 FROM procrastinate_workers "
-                "WHERE last_heartbeat > now() - make_interval(secs => :window))"
-            ),
-            {"window": settings.worker_heartbeat_seconds * 3},
-        )
-        return bool(recent.scalar())
-
-
 async def recover_stalled(queue: procrastinate.App, settings: Settings) -> int:
     """Run again the jobs of workers that stopped sending heartbeats (killed, frozen, cut off)."""
     manager = queue.job_manager

@@ -34,12 +34,6 @@ from tests.integration.test_transcription import (
 
 
 @pytest.fixture
-def evolution() -> Iterator[FakeEvolution]:
-    with FakeEvolution.running() as fake:
-        yield fake
-
-
-@pytest.fixture
 def openai_fake() -> Iterator[FakeOpenAI]:
     with FakeOpenAI.running() as fake:
         fake.transcript = TRANSCRIPT

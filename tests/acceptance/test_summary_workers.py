@@ -18,12 +18,6 @@ from tests.fakes.openai import FakeOpenAI
 
 
 @pytest.fixture
-def evolution() -> Iterator[FakeEvolution]:
-    with FakeEvolution.running() as fake:
-        yield fake
-
-
-@pytest.fixture
 def llm() -> Iterator[FakeOpenAI]:
     with FakeOpenAI.running() as fake:
         fake.completion = "📌 *Principais assuntos*\n• Tudo certo."

@@ -6,7 +6,6 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
@@ -19,12 +18,6 @@ from tests.fakes.evolution import FakeEvolution
 
 KNOWN = "120363401234567890@g.us"
 NEW = "120363409876543210@g.us"
-
-
-@pytest.fixture
-def evolution() -> Iterator[FakeEvolution]:
-    with FakeEvolution.running() as fake:
-        yield fake
 
 
 async def groups_of(database: Database) -> dict[str, tuple[str | None, bool]]:

@@ -28,12 +28,6 @@ SUMMARY = "📌 *Principais assuntos*\n• A reunião foi remarcada para quinta.
 
 
 @pytest.fixture
-def evolution() -> Iterator[FakeEvolution]:
-    with FakeEvolution.running() as fake:
-        yield fake
-
-
-@pytest.fixture
 def llm() -> Iterator[FakeOpenAI]:
     with FakeOpenAI.running() as fake:
         fake.completion = SUMMARY

@@ -28,12 +28,6 @@ TRANSCRIPT = "Pessoal, a reunião foi remarcada para quinta às dez."
 
 
 @pytest.fixture
-def evolution() -> Iterator[FakeEvolution]:
-    with FakeEvolution.running() as fake:
-        yield fake
-
-
-@pytest.fixture
 def openai_fake() -> Iterator[FakeOpenAI]:
     with FakeOpenAI.running() as fake:
         fake.transcript = TRANSCRIPT
