@@ -165,6 +165,37 @@ async def _sent(evolution: FakeEvolution, n: int) -> bool:
     return len(evolution.sent) >= n
 
 
+async def test_a_run_stopped_after_storing_the_transcript_is_finished_without_paying_twice(
+    clean_database: Database,
+    database_url: str,
+    evolution: FakeEvolution,
+    openai_fake: FakeOpenAI,
+) -> None:
+    """The state a worker leaves when it dies between committing the transcript and queueing the
+    reply: the next run replies from the stored transcript and calls Whisper no more."""
+    await tenant_with_transcription(clean_database)
+    evolution.add_media(AUDIO_ID, voice_note(3))
+    settings = worker_settings(database_url, evolution, openai_fake)
+    async with running_service(settings) as api:  # no worker: the job waits in the queue
+        await post(api, voice_note_webhook(with_base64=voice_note(3)))
+    async with clean_database.session() as session:
+        await session.execute(
+            text("UPDATE mensagens SET mensagem = :t WHERE id_externo = :id"),
+            {"t": TRANSCRIPT, "id": AUDIO_ID},
+        )
+        await session.execute(text("UPDATE audios_pendentes SET base64 = NULL"))
+
+    async with running_service(settings, Roles(worker=True)):
+        await wait_until(lambda: _sent(evolution, 1), within=20)
+
+    [reply] = evolution.sent
+    assert TRANSCRIPT in reply.text
+    assert reply.quoted_id == AUDIO_ID
+    assert openai_fake.transcriptions == []
+    assert evolution.requests_to("getBase64") == []
+    assert await count(clean_database, "SELECT count(*) FROM audios_pendentes") == 0
+
+
 async def test_base64_in_the_webhook_means_no_download(
     service: httpx.AsyncClient,
     clean_database: Database,

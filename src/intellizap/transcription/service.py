@@ -1,7 +1,9 @@
 """Transcribing one voice note: download (or take the webhook's copy), Whisper, store, reply.
 
 Idempotent: a message that already has a text (or a recorded failure, or was deleted) is left
-alone, so a duplicate job or a job re-run after a crash does no second transcription.
+alone, so a duplicate job or a job re-run after a crash does no second transcription. The
+``audios_pendentes`` row outlives the transcript until the reply is queued, so a run that stopped
+in between is finished by the next one: the reply is sent from the stored transcript.
 """
 
 from __future__ import annotations
@@ -126,6 +128,7 @@ _RECORD_FAILURE = text(
     "UPDATE mensagens SET transcricao_erro = :reason WHERE id = :id AND mensagem IS NULL"
 )
 _DROP_AUDIO = text("DELETE FROM audios_pendentes WHERE mensagem_id = :id")
+_FORGET_AUDIO_BYTES = text("UPDATE audios_pendentes SET base64 = NULL WHERE mensagem_id = :id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,14 +155,21 @@ async def transcribe_message(
         row = (await session.execute(_LOAD, {"id": message_id})).mappings().first()
     if row is None:
         return Outcome("skipped")  # the message was deleted by retention or its group removed
+    media: dict[str, Any] | None = row["midia"]
+    if row["mensagem"] is not None and media is not None and not row["apagada_em"]:
+        # Transcribed by an earlier run that stopped before queueing the reply (the pending
+        # row is removed only once the reply is queued): reply now, without paying twice.
+        await _reply(
+            context, queue, row, _quote_of(media, row["grupo_id_externo"]), row["mensagem"]
+        )
+        return Outcome("transcribed", row["mensagem"])
     if row["mensagem"] is not None or row["apagada_em"] or row["transcricao_erro"]:
         await drop_audio(database, message_id)
         return Outcome("skipped")
-    if not (row["group_on"] and row["tenant_on"]) or row["midia"] is None:
+    if not (row["group_on"] and row["tenant_on"]) or media is None:
         await drop_audio(database, message_id)
         return Outcome("skipped")
 
-    media: dict[str, Any] = row["midia"]
     quote = _quote_of(media, row["grupo_id_externo"])
     announced = _announced_seconds(media)
     limit = settings.transcription_max_seconds
@@ -226,21 +236,14 @@ async def transcribe_message(
             await session.execute(
                 _RECORD_FAILURE, {"id": message_id, "reason": "nenhuma fala reconhecida no áudio"}
             )
-        await session.execute(_DROP_AUDIO, {"id": message_id})
+        # The audio bytes go now; the pending row itself stays until the reply is queued.
+        await session.execute(_FORGET_AUDIO_BYTES, {"id": message_id})
+    if stored is not None:
+        await _reply(context, queue, row, quote, transcript)
+    else:
+        await drop_audio(database, message_id)
     if not transcript:
         return Outcome("empty")
-    if stored is not None:
-        author = row["nome-autor"]
-        heading = f"🎙️ *Transcrição* ({author}):" if author else "🎙️ *Transcrição*:"
-        await queue_text(
-            queue,
-            tenant_id=row["tenant_id"],
-            number=row["grupo_id_externo"],
-            text=f"{heading}\n{transcript}",
-            max_chars=settings.send_max_chars,
-            quote=quote,
-            dedupe_key=f"transcript:{message_id}",
-        )
     log.info(
         "voice note transcribed",
         usuario_id=str(row["tenant_id"]),
@@ -257,7 +260,7 @@ async def _too_long(
 ) -> Outcome:
     limit_minutes = context.settings.transcription_max_seconds / 60
     reason = f"áudio de {seconds / 60:.1f} min acima do limite de {limit_minutes:g} min"
-    await record_failure(context.database, row["id"], reason)
+    # Reply first, then record: a crash in between repeats the reply rather than losing it.
     await queue_text(
         queue,
         tenant_id=row["tenant_id"],
@@ -270,7 +273,26 @@ async def _too_long(
         quote=quote,
         dedupe_key=f"transcript:{row['id']}",
     )
+    await record_failure(context.database, row["id"], reason)
     return Outcome("too_long")
+
+
+async def _reply(
+    context: WorkerContext, queue: procrastinate.App, row: Any, quote: Quote, transcript: str
+) -> None:
+    """Queue the transcript's reply in the group, quoting the audio; then the job is done."""
+    author = row["nome-autor"]
+    heading = f"🎙️ *Transcrição* ({author}):" if author else "🎙️ *Transcrição*:"
+    await queue_text(
+        queue,
+        tenant_id=row["tenant_id"],
+        number=row["grupo_id_externo"],
+        text=f"{heading}\n{transcript}",
+        max_chars=context.settings.send_max_chars,
+        quote=quote,
+        dedupe_key=f"transcript:{row['id']}",
+    )
+    await drop_audio(context.database, row["id"])
 
 
 async def record_failure(database: Database, message_id: uuid.UUID, reason: str) -> None:
