@@ -17,6 +17,8 @@ from intellizap.db import migrate
 from intellizap.db.embedded import EmbeddedPostgres
 from intellizap.db.engine import Database, DatabaseUnavailable
 from intellizap.evolution.payloads import PayloadError
+from intellizap.frontend import endpoints as frontend
+from intellizap.frontend.auth import SupabaseTokens
 from intellizap.ingest import endpoints as webhook
 from intellizap.ingest.auth import WebhookAuth
 from intellizap.ingest.errors import (
@@ -94,9 +96,13 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
                 jobs.run_worker(queue, settings, url),
                 name="job-worker",
             )
+        supabase_tokens = SupabaseTokens(settings)
         app.state.worker = worker
         app.state.settings = settings
         app.state.database = database
+        app.state.queue = queue
+        app.state.directory = directory
+        app.state.supabase_tokens = supabase_tokens
         app.state.embedded = embedded
         app.state.schema_revision = migrate.head_revision()
         app.state.webhook = webhook.WebhookDependencies(
@@ -118,6 +124,7 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
                 worker.cancel()  # graceful: running jobs get time to finish, see jobs.run_worker
                 await asyncio.gather(worker, return_exceptions=True)
             await writer.stop()
+            await supabase_tokens.aclose()
             await queue.close_async()
             await database.dispose()
 
@@ -127,6 +134,7 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
         lifespan=lifespan,
     )
     app.include_router(health.router)
+    app.include_router(frontend.router)
     app.router.routes.extend(webhook.routes)
     _install_error_handlers(app)
 
@@ -145,7 +153,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": str(exc)}, status_code=status)
 
     async def unavailable(request: Request, exc: Exception) -> JSONResponse:
-        WEBHOOKS.labels(status="503").inc()
+        if request.url.path.startswith(webhook.PATH):
+            WEBHOOKS.labels(status="503").inc()
         log.warning("database unavailable", path=request.url.path, error=str(exc))
         return JSONResponse(
             {"detail": "database temporarily unavailable; retry later"},
@@ -154,7 +163,14 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
     async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": "invalid request"}, status_code=422)
+        assert isinstance(exc, RequestValidationError)
+        # Where and what, never the rejected value (it could be a secret pasted by mistake).
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors()
+        )
+        log.info("request refused", status=422, reason=problems, path=request.url.path)
+        return JSONResponse({"detail": f"invalid request: {problems}"}, status_code=422)
 
     app.add_exception_handler(WebhookRejected, rejected)
     app.add_exception_handler(PayloadError, rejected)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import typer
@@ -13,8 +14,10 @@ import uvicorn
 from intellizap import jobs
 from intellizap.app import Roles, create_app, start_database
 from intellizap.db import migrate as migrations
+from intellizap.db.engine import Database
 from intellizap.logging import configure_logging, get_logger
 from intellizap.settings import ConfigurationError, Settings, check_for_production, get_settings
+from intellizap.tenants.repository import TenantAccount, TenantNotFound, tenant_by_instance
 
 cli = typer.Typer(
     name="intellizap",
@@ -96,6 +99,28 @@ def migrate() -> None:
     typer.echo(f"database at revision {migrations.current_revision(url)}")
 
 
+def _with_database(settings: Settings, work: Callable[[Database, str], Awaitable[None]]) -> None:
+    """Run an operator command's ``work(database, url)`` against the configured database."""
+    url, _embedded = start_database(settings)
+
+    async def run() -> None:
+        database = Database(url, pool_size=2)
+        try:
+            await work(database, url)
+        finally:
+            await database.dispose()
+
+    asyncio.run(run())
+
+
+async def _tenant(database: Database, instance: str) -> TenantAccount:
+    try:
+        return await tenant_by_instance(database, instance)
+    except TenantNotFound:
+        typer.echo(f"no tenant has the instance {instance!r} (usuarios.instancia)", err=True)
+        raise typer.Exit(1) from None
+
+
 groups_cli = typer.Typer(help="WhatsApp groups of a tenant.", no_args_is_help=True)
 cli.add_typer(groups_cli, name="grupos")
 
@@ -107,16 +132,13 @@ def sync_groups(
     """Fetch the instance's groups from Evolution and record them (names; new ones inactive)."""
     from rich.progress import Progress
 
-    from intellizap.db.engine import Database
     from intellizap.evolution.client import EvolutionClient
     from intellizap.tenants.group_sync import store_groups
-    from intellizap.tenants.repository import TenantNotFound, tenant_by_instance
 
     settings = _settings()
-    url, _embedded = start_database(settings)
 
-    async def run() -> None:
-        database = Database(url, pool_size=2)
+    async def work(database: Database, _url: str) -> None:
+        tenant = await _tenant(database, instance)
         evolution = EvolutionClient(
             settings.evolution_api_url,
             api_key=settings.evolution_api_key.get_secret_value()
@@ -125,7 +147,6 @@ def sync_groups(
             api_version=settings.evolution_api_version,
         )
         try:
-            tenant = await tenant_by_instance(database, instance)
             with Progress(transient=True) as progress:
                 fetching = progress.add_task(f"fetching groups of {instance}…", total=None)
                 groups = await evolution.fetch_all_groups(
@@ -135,15 +156,11 @@ def sync_groups(
                 result = await store_groups(
                     database, tenant.id, groups, lambda n: progress.advance(fetching, n)
                 )
-            typer.echo(f"{result.groups} groups of {instance}, {result.new} new (inactive)")
-        except TenantNotFound:
-            typer.echo(f"no tenant has the instance {instance!r} (usuarios.instancia)", err=True)
-            raise typer.Exit(1) from None
         finally:
             await evolution.aclose()
-            await database.dispose()
+        typer.echo(f"{result.groups} groups of {instance}, {result.new} new (inactive)")
 
-    asyncio.run(run())
+    _with_database(settings, work)
 
 
 InstanceOption = Annotated[
@@ -164,61 +181,52 @@ def resumo(
 
     from sqlalchemy import text
 
-    from intellizap.db.engine import Database
     from intellizap.summaries.service import draft, request_on_demand
 
     settings = _settings()
-    url, _embedded = start_database(settings)
 
-    async def run() -> None:
-        database = Database(url, pool_size=2)
-        try:
-            async with database.session() as session:
-                found = (
-                    (
-                        await session.execute(
-                            text(
-                                "SELECT g.id AS group_id, g.nome, u.id AS tenant_id, u.fuso_horario"
-                                " FROM grupos g JOIN usuarios u ON u.id = g.usuario_id"
-                                " WHERE u.instancia = :instance AND g.grupo_id_externo = :jid"
-                            ),
-                            {"instance": instance, "jid": group_jid},
-                        )
+    async def work(database: Database, url: str) -> None:
+        tenant = await _tenant(database, instance)
+        async with database.session() as session:
+            found = (
+                (
+                    await session.execute(
+                        text(
+                            "SELECT g.id AS group_id, g.nome, u.id AS tenant_id, u.fuso_horario"
+                            " FROM grupos g JOIN usuarios u ON u.id = g.usuario_id"
+                            " WHERE u.id = :tenant_id AND g.grupo_id_externo = :jid"
+                        ),
+                        {"tenant_id": tenant.id, "jid": group_jid},
                     )
-                    .mappings()
-                    .first()
                 )
-            if found is None:
-                typer.echo(f"the instance {instance!r} has no group {group_jid!r}", err=True)
-                raise typer.Exit(1)
-            if dry_run:
-                row = {**found, "id": None, "periodo_fim": None}
-                plan = await draft(database, settings, row, now=datetime.now(UTC))
-                for message in plan.messages:
-                    typer.echo(f"--- {message['role']} ---\n{message['content']}")
-                typer.echo(
-                    f"--- {len(plan.lines)} messages, ~{plan.prompt_tokens} prompt tokens, "
-                    f"{plan.chunks} LLM call(s) before merging ---"
-                )
-                return
-            async with jobs.connect(url).open_async() as queue:
-                summary_id = await request_on_demand(
-                    database,
-                    queue,
-                    settings,
-                    tenant_id=found["tenant_id"],
-                    group_id=found["group_id"],
-                )
-            if summary_id is None:
-                typer.echo(
-                    "a summary of this group was requested moments ago; try again later", err=True
-                )
-                raise typer.Exit(1)
-            typer.echo(f"summary {summary_id} queued; a worker will write and send it")
-        finally:
-            await database.dispose()
+                .mappings()
+                .first()
+            )
+        if found is None:
+            typer.echo(f"the instance {instance!r} has no group {group_jid!r}", err=True)
+            raise typer.Exit(1)
+        if dry_run:
+            row = {**found, "id": None, "periodo_fim": None}
+            plan = await draft(database, settings, row, now=datetime.now(UTC))
+            for message in plan.messages:
+                typer.echo(f"--- {message['role']} ---\n{message['content']}")
+            typer.echo(
+                f"--- {len(plan.lines)} messages, ~{plan.prompt_tokens} prompt tokens, "
+                f"{plan.chunks} LLM call(s) before merging ---"
+            )
+            return
+        async with jobs.connect(url).open_async() as queue:
+            summary_id = await request_on_demand(
+                database, queue, settings, tenant_id=tenant.id, group_id=found["group_id"]
+            )
+        if summary_id is None:
+            typer.echo(
+                "a summary of this group was requested moments ago; try again later", err=True
+            )
+            raise typer.Exit(1)
+        typer.echo(f"summary {summary_id} queued; a worker will write and send it")
 
-    asyncio.run(run())
+    _with_database(settings, work)
 
 
 @cli.command()
@@ -226,56 +234,27 @@ def uso(instance: Annotated[str, typer.Argument(help="The tenant's Evolution ins
     """Token usage of the tenant's current quota cycle."""
     from datetime import UTC, datetime
 
-    from sqlalchemy import text
-
-    from intellizap.db.engine import Database
-    from intellizap.tenants.clock import tenant_zone
-    from intellizap.tenants.quota import quota_status
+    from intellizap.tenants.quota import account_usage
 
     settings = _settings()
-    url, _embedded = start_database(settings)
 
-    async def run() -> None:
-        database = Database(url, pool_size=2)
-        try:
-            async with database.session() as session:
-                tenant = (
-                    (
-                        await session.execute(
-                            text(
-                                'SELECT id, tokens_mes, "dia-renovacao-tokens" AS renewal_day,'
-                                " fuso_horario FROM usuarios WHERE instancia = :instance"
-                            ),
-                            {"instance": instance},
-                        )
-                    )
-                    .mappings()
-                    .first()
-                )
-            if tenant is None:
-                typer.echo(
-                    f"no tenant has the instance {instance!r} (usuarios.instancia)", err=True
-                )
-                raise typer.Exit(1)
-            zone = tenant_zone(tenant["fuso_horario"], settings.default_timezone)
-            status = await quota_status(
-                database,
-                tenant_id=tenant["id"],
-                limit=tenant["tokens_mes"],
-                renewal_day=tenant["renewal_day"],
-                zone=zone,
-                now=datetime.now(UTC),
-            )
-            limit = f"{status.limit:,}" if status.limit is not None else "no limit"
-            typer.echo(f"cycle since {status.cycle_start.date().isoformat()} ({zone.key})")
-            typer.echo(f"platform key: {status.used:,} tokens of {limit}")
-            typer.echo(f"own key:      {status.used_own_key:,} tokens (not counted in the quota)")
-            if status.exceeded:
-                typer.echo("quota exceeded: summaries on the platform key are refused")
-        finally:
-            await database.dispose()
+    async def work(database: Database, _url: str) -> None:
+        tenant = await _tenant(database, instance)
+        status = await account_usage(
+            database,
+            tenant_id=tenant.id,
+            default_zone=settings.default_timezone,
+            now=datetime.now(UTC),
+        )
+        limit = f"{status.limit:,}" if status.limit is not None else "no limit"
+        typer.echo(f"cycle since {status.cycle_start.date().isoformat()} ({status.zone.key})")
+        typer.echo(f"platform key: {status.used:,} tokens of {limit}")
+        typer.echo(f"own key:      {status.used_own_key:,} tokens (not counted in the quota)")
+        typer.echo(f"voice notes:  {status.audio_seconds / 60:,.1f} minutes transcribed")
+        if status.exceeded:
+            typer.echo("quota exceeded: summaries on the platform key are refused")
 
-    asyncio.run(run())
+    _with_database(settings, work)
 
 
 def main() -> None:

@@ -171,6 +171,7 @@ class Settings(BaseSettings):
         for name, value in (
             ("WEBHOOK_SECRET", self.webhook_secret),
             ("WEBHOOK_JWT_KEY", self.webhook_jwt_key),
+            ("SUPABASE_JWT_SECRET", self.supabase_jwt_secret),
         ):
             if value is not None and len(value.get_secret_value()) < _MIN_SECRET_LENGTH:
                 problems.append(
@@ -190,6 +191,11 @@ class Settings(BaseSettings):
             )
         if self.openai_base_url.startswith("http://") and "127.0.0.1" not in self.openai_base_url:
             problems.append("OPENAI_BASE_URL must use https in production")
+        if self.supabase_url is not None and not self.supabase_url.startswith("https://"):
+            problems.append(
+                "SUPABASE_URL must use https in production (the keys that verify users' tokens "
+                "are fetched from it)"
+            )
         if self.log_level == "DEBUG":
             problems.append("LOG_LEVEL=DEBUG is not allowed in production: use INFO or WARNING")
         return problems

@@ -29,6 +29,13 @@ def test_development_defaults_need_no_configuration() -> None:
 
 def test_safe_production_configuration_starts() -> None:
     check_for_production(settings(**SAFE_PRODUCTION))
+    check_for_production(
+        settings(
+            **SAFE_PRODUCTION,
+            supabase_url="https://project.supabase.co",
+            supabase_jwt_secret="s" * 40,
+        )
+    )
 
 
 @pytest.mark.parametrize(
@@ -42,6 +49,8 @@ def test_safe_production_configuration_starts() -> None:
             "transaction pooler",
         ),
         ({"log_level": "DEBUG"}, "LOG_LEVEL"),
+        ({"supabase_jwt_secret": "short"}, "SUPABASE_JWT_SECRET is too short"),
+        ({"supabase_url": "http://project.supabase.co"}, "SUPABASE_URL must use https"),
     ],
 )
 def test_production_refuses_unsafe_values_saying_what_to_set(

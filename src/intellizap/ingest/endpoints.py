@@ -104,9 +104,10 @@ def _not_authenticated() -> NotAuthenticated:
 #: Plain Starlette routes, not FastAPI's: this is the hot path, and FastAPI's dependency
 #: injection and request wrapping cost more CPU than the whole ingest (bench/ingest.py). Errors
 #: are still mapped to HTTP by the application's handlers (``intellizap.app``).
+PATH = "/webhooks/evolution"
 routes = [
-    Route("/webhooks/evolution", evolution_webhook, methods=["POST"]),
+    Route(PATH, evolution_webhook, methods=["POST"]),
     # Evolution's "webhook by events" mode appends the event: /messages-upsert (or //… when the
     # configured URL ends with a slash).
-    Route("/webhooks/evolution/{event_suffix:path}", evolution_webhook, methods=["POST"]),
+    Route(PATH + "/{event_suffix:path}", evolution_webhook, methods=["POST"]),
 ]

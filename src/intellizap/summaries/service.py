@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -341,3 +341,21 @@ async def request_on_demand(
             args={"summary_id": str(summary_id)},
         )
     return summary_id
+
+
+_LAST_ON_DEMAND = text(
+    "SELECT max(created_at) FROM resumos WHERE grupo_id = :group_id AND origem = 'sob_demanda'"
+)
+
+
+async def on_demand_available_at(
+    database: Database, settings: Settings, group_id: uuid.UUID
+) -> datetime:
+    """When the group may next be summarised on demand (now, or in the past, when it may)."""
+    async with database.session() as session:
+        last: datetime | None = (
+            await session.execute(_LAST_ON_DEMAND, {"group_id": group_id})
+        ).scalar_one()
+    if last is None:
+        return datetime.now(UTC)
+    return last + timedelta(minutes=settings.summary_on_demand_minutes)

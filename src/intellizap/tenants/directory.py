@@ -121,10 +121,12 @@ class TenantDirectory:
         self._entries: OrderedDict[str, tuple[float, TenantInfo | None]] = OrderedDict()
         self._loading: dict[str, asyncio.Future[TenantInfo | None]] = {}
 
-    async def get(self, instance: str) -> TenantInfo | None:
-        """The tenant that owns ``instance``, or None when no tenant has it."""
+    async def get(self, instance: str, *, max_age: float | None = None) -> TenantInfo | None:
+        """The tenant that owns ``instance``, or None when no tenant has it; at most ``max_age``
+        seconds old (default: the directory's ``ttl``)."""
         entry = self._entries.get(instance)
-        if entry is not None and time.monotonic() - entry[0] < self._ttl:
+        ttl = self._ttl if max_age is None else max_age
+        if entry is not None and time.monotonic() - entry[0] < ttl:
             return entry[1]
         # One query per instance at a time, however many requests are waiting for it.
         pending = self._loading.get(instance)

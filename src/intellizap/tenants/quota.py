@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import text
 
 from intellizap.db.engine import Database
-from intellizap.tenants.clock import local_day
+from intellizap.tenants.clock import local_day, tenant_zone
 
 QUOTA_EXCEEDED = "cota mensal de tokens excedida"
 
@@ -34,7 +34,10 @@ class QuotaStatus:
     used: int
     """Tokens spent on the platform key in this cycle."""
     used_own_key: int
+    audio_seconds: float
+    """Seconds of voice notes transcribed in this cycle (either key)."""
     limit: int | None
+    zone: ZoneInfo
 
     @property
     def exceeded(self) -> bool:
@@ -44,7 +47,8 @@ class QuotaStatus:
 _USAGE = text(
     """
     SELECT COALESCE(SUM(tokens_entrada + tokens_saida) FILTER (WHERE chave = 'plataforma'), 0),
-           COALESCE(SUM(tokens_entrada + tokens_saida) FILTER (WHERE chave = 'propria'), 0)
+           COALESCE(SUM(tokens_entrada + tokens_saida) FILTER (WHERE chave = 'propria'), 0),
+           COALESCE(SUM(segundos_audio), 0)
     FROM uso_tokens WHERE usuario_id = :tenant_id AND created_at >= :since
     """
 )
@@ -62,7 +66,36 @@ async def quota_status(
     start_day = cycle_start(local_day(now, zone), renewal_day)
     since = datetime.combine(start_day, time.min, tzinfo=zone)
     async with database.session() as session:
-        platform, own = (
+        platform, own, audio = (
             await session.execute(_USAGE, {"tenant_id": tenant_id, "since": since})
         ).one()
-    return QuotaStatus(cycle_start=since, used=int(platform), used_own_key=int(own), limit=limit)
+    return QuotaStatus(
+        cycle_start=since,
+        used=int(platform),
+        used_own_key=int(own),
+        audio_seconds=float(audio),
+        limit=limit,
+        zone=zone,
+    )
+
+
+_ACCOUNT = text(
+    'SELECT tokens_mes, "dia-renovacao-tokens", fuso_horario FROM usuarios WHERE id = :id'
+)
+
+
+async def account_usage(
+    database: Database, *, tenant_id: uuid.UUID, default_zone: str, now: datetime
+) -> QuotaStatus:
+    """The tenant's usage in its current cycle, with its own limit, renewal day and zone."""
+    async with database.session() as session:
+        row = (await session.execute(_ACCOUNT, {"id": tenant_id})).one()
+    limit, renewal_day, zone_name = row
+    return await quota_status(
+        database,
+        tenant_id=tenant_id,
+        limit=limit,
+        renewal_day=renewal_day,
+        zone=tenant_zone(zone_name, default_zone),
+        now=now,
+    )
