@@ -127,6 +127,8 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
             await supabase_tokens.aclose()
             await queue.close_async()
             await database.dispose()
+            if embedded is not None:
+                await asyncio.to_thread(embedded.release)
 
     app = FastAPI(
         title="IntelliZap backend",

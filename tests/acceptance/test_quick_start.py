@@ -127,14 +127,16 @@ async def test_serve_runs_the_whole_product_on_a_fresh_directory(
             assert response.status_code == 200
 
             async def summary_sent() -> bool:
-                return any(SUMMARY in sent.text for sent in evolution.sent)
+                sent = "SELECT count(*) FROM resumos WHERE status = 'enviado'"
+                return await count(database, sent) == 1
 
             await wait_until(summary_sent, within=60)
-            assert (
-                await count(database, "SELECT count(*) FROM resumos WHERE status = 'enviado'") == 1
-            )
+            assert [SUMMARY in sent.text for sent in evolution.sent] == [True]
         finally:
             await database.dispose()
+            await asyncio.to_thread(embedded.release)
+    # The embedded server stopped with the service (the last process using it).
+    assert not (tmp_path / ".intellizap" / "pgdata" / "postmaster.pid").exists()
 
     # Stopped and started again on the same directory: the data is still there.
     async with serve(tmp_path, evolution, llm) as client:
@@ -150,3 +152,5 @@ async def test_serve_runs_the_whole_product_on_a_fresh_directory(
             assert stored == 7
         finally:
             await database.dispose()
+            await asyncio.to_thread(embedded.release)
+            await asyncio.to_thread(embedded.release)

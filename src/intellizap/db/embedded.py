@@ -35,6 +35,20 @@ class EmbeddedPostgres:
         _log.info("embedded PostgreSQL running with data in %s", self.pgdata)
         return url
 
+    def release(self) -> None:
+        """This process is done with the server: it stops when no other process uses it.
+
+        pgserver does this at interpreter exit, but a process ended by a signal (uvicorn
+        re-raises SIGTERM after its graceful shutdown) never gets there, so the application
+        calls this at shutdown; a second call is harmless.
+        """
+        server, self._server = self._server, None
+        if server is not None:
+            server.cleanup()
+            # pgserver keeps one handle per data directory and process; forget it, so a later
+            # start() in this process registers again instead of reusing a released handle.
+            PostgresServer._instances.pop(self.pgdata, None)
+
     def stop(self) -> None:
         """Stop the server now (tests use this to simulate a database outage)."""
         server = self._server
