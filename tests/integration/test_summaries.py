@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -64,20 +66,22 @@ async def group_with_messages(database: Database, n: int = 8, **tenant_values: A
     group = await create_group(database, tenant, GROUP, summary_enabled=True, name="Equipe Vendas")
     now = datetime.now(UTC)
     async with database.session() as session:
-        for i in range(n):
-            await session.execute(
-                text(
-                    'INSERT INTO mensagens (grupo_id, id_externo, mensagem, "nome-autor", "numero-autor",'
-                    " data_mensagem, tipo) VALUES (:g, :id, :text, :name, '5511999990000', :at, 'texto')"
-                ),
+        await session.execute(
+            text(
+                'INSERT INTO mensagens (grupo_id, id_externo, mensagem, "nome-autor", "numero-autor",'
+                " data_mensagem, tipo) VALUES (:g, :id, :text, :name, '5511999990000', :at, 'texto')"
+            ),
+            [
                 {
                     "g": group.id,
                     "id": f"M{i:05d}",
                     "text": f"mensagem número {i}",
                     "name": f"Pessoa {i % 3}",
-                    "at": now - timedelta(minutes=n - i),
-                },
-            )
+                    "at": now - timedelta(seconds=10 * (n - i)),
+                }
+                for i in range(n)
+            ],
+        )
     return tenant, group
 
 
@@ -322,28 +326,28 @@ async def test_rate_limited_llm_is_retried(
 async def test_long_day_is_map_reduced_with_every_message_in_exactly_one_chunk(
     clean_database: Database, database_url: str, evolution: FakeEvolution, llm: FakeOpenAI
 ) -> None:
-    await group_with_messages(clean_database, n=400)
+    messages = 5_000  # a very busy day
+    await group_with_messages(clean_database, n=messages)
     llm.completion = lambda messages: (
         "parcial" if "parte" in messages[-1]["content"].lower() else SUMMARY
     )
-    settings = summary_settings(database_url, evolution, llm, summary_input_token_budget=3000)
+    settings = summary_settings(database_url, evolution, llm, summary_input_token_budget=20_000)
     async with running_service(settings, Roles(worker=True)) as client:
         await post(client, resumo_command())
-        await wait_until(lambda: finished(clean_database), within=60)
+        await wait_until(lambda: finished(clean_database), within=120)
     calls = llm.completions
     *partials, merge = calls
     assert len(partials) >= 2
-    seen: dict[str, int] = {}
-    for call in partials:
-        for n in range(400):
-            marker = f"mensagem número {n}\n"
-            if marker in call.messages[-1]["content"] + "\n":
-                seen[str(n)] = seen.get(str(n), 0) + 1
-    assert len(seen) == 400
+    seen = Counter(
+        int(number)
+        for call in partials
+        for number in re.findall(r"mensagem número (\d+)$", call.messages[-1]["content"], re.M)
+    )
+    assert sorted(seen) == list(range(messages))
     assert set(seen.values()) == {1}
     assert "mensagem número" not in merge.messages[-1]["content"]
     [row] = await summaries(clean_database)
-    assert (row["status"], row["total_mensagens"]) == ("enviado", 400)
+    assert (row["status"], row["total_mensagens"]) == ("enviado", messages)
     assert await count(
         clean_database, "SELECT count(*) FROM uso_tokens WHERE resumo_id IS NOT NULL"
     ) == len(calls)

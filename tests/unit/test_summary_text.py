@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import random
-import time
 import unicodedata
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -267,18 +266,15 @@ def test_chunk_lines_rejects_a_non_positive_budget() -> None:
         chunk_lines(["oi"], 0)
 
 
-def test_a_busy_day_chunks_correctly_and_quickly() -> None:
+def test_a_busy_day_chunks_correctly() -> None:
     lines = render_transcript(realistic_day(5_000), SP)
     assert len(lines) > 4_000
-    started = time.perf_counter()
     chunks = chunk_lines(lines, 8_000)
-    elapsed = time.perf_counter() - started
     assert_valid_chunks(lines, chunks, 8_000)
     assert len(chunks) > 1
     # Greedy: each chunk but the last could not take the next line.
     for chunk, following in itertools.pairwise(chunks):
         assert count_tokens("\n".join([*chunk, following[0]])) > 8_000
-    assert elapsed < 5
 
 
 # --- prompts -------------------------------------------------------------------------------------
