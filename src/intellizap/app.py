@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -137,6 +138,17 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
     )
     app.include_router(health.router)
     app.include_router(frontend.router)
+    if settings.cors_origin_list:
+        # The frontend calls /api/ from the browser. A pure ASGI middleware: requests without
+        # an Origin header (Evolution's webhooks) pass straight through.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["Location", "Retry-After"],
+            max_age=600,
+        )
     app.router.routes.extend(webhook.routes)
     _install_error_handlers(app)
 

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     supabase_url: str | None = None
     supabase_service_key: SecretStr | None = None
     supabase_jwt_secret: SecretStr | None = None
+    cors_origins: str = Field(
+        default="",
+        description="comma-separated browser origins allowed to call /api/ (the frontend's URL)",
+    )
 
     # -- webhook --------------------------------------------------------------------------------
     webhook_secret: SecretStr | None = None
@@ -123,12 +127,30 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown IANA time zone {value!r} (e.g. America/Sao_Paulo)") from exc
         return value
 
-    @field_validator("evolution_api_url", "openai_base_url")
+    @field_validator("evolution_api_url", "openai_base_url", "supabase_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError(f"must be an http(s) URL, got {value!r}")
         return value.rstrip("/")
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        origins = [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        for origin in origins:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin: use scheme://host[:port], e.g. "
+                    "https://app.intellizap.com.br, separated by commas"
+                )
+        return ",".join(origins)
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return self.cors_origins.split(",") if self.cors_origins else []
 
     @property
     def is_production(self) -> bool:

@@ -438,3 +438,32 @@ async def test_without_supabase_configuration_the_api_says_what_to_set(
         response = await client.get("/api/uso", headers=bearer("anything"))
     assert response.status_code == 503
     assert "SUPABASE_JWT_SECRET" in response.json()["detail"]
+
+
+async def test_the_frontends_origin_may_call_the_api_from_a_browser(
+    clean_database: Database, database_url: str, supabase: FakeSupabaseAuth
+) -> None:
+    auth_id, _, _ = await account_with_group(clean_database)
+    frontend = "https://app.intellizap.com.br"
+    settings = api_settings(
+        database_url, supabase_url=supabase.url, cors_origins=f"{frontend}/, http://localhost:5173"
+    )
+    preflight = {
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization",
+    }
+    async with running_service(settings) as client:
+        allowed = await client.options("/api/uso", headers={"Origin": frontend, **preflight})
+        foreign = await client.options(
+            "/api/uso", headers={"Origin": "https://evil.example", **preflight}
+        )
+        call = await client.get(
+            "/api/uso", headers={"Origin": frontend, **bearer(supabase.token(auth_id))}
+        )
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == frontend
+    assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+    assert foreign.status_code == 400
+    assert "access-control-allow-origin" not in foreign.headers
+    assert call.status_code == 200
+    assert call.headers["access-control-allow-origin"] == frontend

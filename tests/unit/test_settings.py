@@ -70,11 +70,24 @@ def test_jwt_key_alone_is_enough_webhook_authentication() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("default_timezone", "Mars/Olympus"), ("evolution_api_url", "evo.example.com"), ("port", 0)],
+    [
+        ("default_timezone", "Mars/Olympus"),
+        ("evolution_api_url", "evo.example.com"),
+        ("supabase_url", "project.supabase.co"),
+        ("cors_origins", "https://app.example.com/dashboard"),
+        ("cors_origins", "app.example.com"),
+        ("port", 0),
+    ],
 )
 def test_invalid_values_are_rejected(field: str, value: Any) -> None:
     with pytest.raises(ValidationError):
         settings(**{field: value})
+
+
+def test_cors_origins_are_a_comma_separated_list_of_origins() -> None:
+    configured = settings(cors_origins=" https://app.example.com/ ,http://localhost:5173,")
+    assert configured.cors_origin_list == ["https://app.example.com", "http://localhost:5173"]
+    assert settings().cors_origin_list == []
 
 
 def test_secret_values_include_the_database_password() -> None:
