@@ -99,8 +99,10 @@ async def test_uso_prints_the_cycle_usage(clean_database: Database, database_url
     async with clean_database.session() as session:
         await session.execute(
             text(
-                "INSERT INTO uso_tokens (usuario_id, tipo, modelo, tokens_entrada, tokens_saida, chave) VALUES"
-                " (:t, 'resumo', 'm', 1200, 300, 'plataforma'), (:t, 'resumo', 'm', 50, 50, 'propria')"
+                "INSERT INTO uso_tokens (usuario_id, tipo, modelo, tokens_entrada, tokens_saida,"
+                " segundos_audio, chave) VALUES (:t, 'resumo', 'm', 1200, 300, NULL, 'plataforma'),"
+                " (:t, 'resumo', 'm', 50, 50, NULL, 'propria'),"
+                " (:t, 'transcricao', 'whisper-1', 0, 0, 90, 'plataforma')"
             ),
             {"t": tenant.id},
         )
@@ -108,3 +110,36 @@ async def test_uso_prints_the_cycle_usage(clean_database: Database, database_url
     assert result.returncode == 0, result.stderr
     assert "platform key: 1,500 tokens of 10,000" in result.stdout
     assert "own key:      100 tokens" in result.stdout
+    assert "voice notes:  1.5 minutes transcribed" in result.stdout
+
+
+async def test_uso_names_an_unknown_instance_clearly(
+    clean_database: Database, database_url: str
+) -> None:
+    result = await asyncio.to_thread(run_cli, database_url, "uso", "nope")
+    assert result.returncode == 1
+    assert "no tenant has the instance 'nope'" in result.stderr
+
+
+async def test_resumo_queues_an_on_demand_summary_once_per_window(
+    clean_database: Database, database_url: str
+) -> None:
+    tenant = await create_tenant(clean_database, "acme-support")
+    await create_group(clean_database, tenant, GROUP)
+    first = await asyncio.to_thread(
+        run_cli, database_url, "resumo", GROUP, "--instancia", "acme-support"
+    )
+    again = await asyncio.to_thread(
+        run_cli, database_url, "resumo", GROUP, "--instancia", "acme-support"
+    )
+    assert first.returncode == 0, first.stderr
+    assert "queued" in first.stdout
+    assert again.returncode == 1
+    assert "requested moments ago" in again.stderr
+    jobs = await count(
+        clean_database, "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'summarize'"
+    )
+    origins = await count(
+        clean_database, "SELECT count(*) FROM resumos WHERE origem = 'sob_demanda'"
+    )
+    assert (jobs, origins) == (1, 1)

@@ -44,16 +44,14 @@ class TokenVerificationUnavailable(Exception):
 class SupabaseTokens:
     """Verifies Supabase access tokens and returns the user id (``sub``) they were issued to."""
 
-    def __init__(self, settings: Settings, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self._secret = (
             settings.supabase_jwt_secret.get_secret_value()
             if settings.supabase_jwt_secret
             else None
         )
-        self._jwks_url = (
-            settings.supabase_url.rstrip("/") + JWKS_PATH if settings.supabase_url else None
-        )
-        self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(5.0))
+        self._jwks_url = settings.supabase_url + JWKS_PATH if settings.supabase_url else None
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = float("-inf")
         self._attempted_at = float("-inf")
@@ -85,7 +83,7 @@ class SupabaseTokens:
             if key.algorithm_name != algorithm:
                 raise InvalidToken("the token's algorithm does not match its signing key")
         else:
-            raise InvalidToken(f"unsupported token algorithm {algorithm!r}")
+            raise InvalidToken(f"unsupported token algorithm {str(algorithm)[:16]!r}")
         try:
             claims = jwt.decode(
                 token,
