@@ -381,3 +381,25 @@ async def test_summary_generated_before_a_crash_is_sent_without_paying_again(
     await wait_until(lambda: finished(clean_database), within=30)
     assert llm.completions == []
     assert "já gerado" in evolution.sent[0].text
+
+
+async def test_a_scheduled_summary_claimed_by_a_process_that_died_is_still_sent(
+    clean_database: Database, database_url: str, evolution: FakeEvolution, llm: FakeOpenAI
+) -> None:
+    """The claim (the resumos row) committed, the job never queued: the tick finds and sends it."""
+    tenant, group = await group_with_messages(clean_database)
+    async with clean_database.session() as session:
+        await session.execute(
+            text(
+                "INSERT INTO resumos (grupo_id, usuario_id, status, origem, data_referencia,"
+                " created_at) VALUES (:g, :t, 'pendente', 'agendado', current_date,"
+                " now() - interval '5 minutes')"
+            ),
+            {"g": group.id, "t": tenant.id},
+        )
+    settings = summary_settings(database_url, evolution, llm)
+    async with running_service(settings, Roles(worker=True)):
+        await wait_until(lambda: finished(clean_database), within=90)
+    [row] = await summaries(clean_database)
+    assert (row["status"], row["origem"], row["conteudo"]) == ("enviado", "agendado", SUMMARY)
+    assert len(evolution.sent) == 1

@@ -175,3 +175,57 @@ def test_quota_cycle_starts_on_the_renewal_day(
     today: date, renewal_day: int | None, expected: date
 ) -> None:
     assert cycle_start(today, renewal_day) == expected
+
+
+async def test_a_claim_whose_process_died_before_queueing_is_requeued_once(
+    clean_database: Database, database_url: str
+) -> None:
+    from intellizap import jobs
+    from intellizap.summaries.scheduled import requeue_orphaned_summaries
+
+    orphan = await tenant_with_summary(clean_database, "orphan", "20:00")
+    fresh = await tenant_with_summary(clean_database, "fresh", "20:00")
+    being_written = await tenant_with_summary(clean_database, "busy", "20:00")
+    written = await tenant_with_summary(clean_database, "written", "20:00")
+    async with clean_database.session() as session:
+        for group, age, content in (
+            (orphan, "5 minutes", None),
+            (fresh, "10 seconds", None),  # its claim is still queueing it
+            (being_written, "5 minutes", None),
+            (written, "5 minutes", "já gerado; os envios estão na fila"),
+        ):
+            await session.execute(
+                text(
+                    "INSERT INTO resumos (grupo_id, usuario_id, status, origem, conteudo, created_at)"
+                    " SELECT id, usuario_id, 'pendente', 'agendado', :content,"
+                    " now() - CAST(:age AS interval) FROM grupos WHERE id = :g"
+                ),
+                {"g": group.id, "age": age, "content": content},
+            )
+        # A worker is writing a summary of the busy group right now.
+        await session.execute(
+            text(
+                "INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args, status)"
+                " VALUES ('summaries', 'summarize', :lock, '{}', 'doing')"
+            ),
+            {"lock": f"summary-group:{being_written.id}"},
+        )
+
+    async with jobs.connect(database_url).open_async() as queue:
+        assert await requeue_orphaned_summaries(clean_database, queue) == 1
+        assert await requeue_orphaned_summaries(clean_database, queue) == 0  # now it has a job
+
+    async with clean_database.session() as session:
+        queued = (
+            (
+                await session.execute(
+                    text(
+                        "SELECT r.grupo_id FROM procrastinate_jobs j JOIN resumos r"
+                        " ON j.queueing_lock = 'summary:' || r.id WHERE j.status = 'todo'"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert queued == [orphan.id]

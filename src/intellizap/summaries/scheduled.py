@@ -8,6 +8,10 @@ the claim exactly-once, whatever the number of workers, retries or restarts. A d
 passed while the service was down is skipped and logged. Ordinary ticks examine only the last
 minutes; every quarter hour a tick examines the whole catch-up window, so after downtime the
 missed summaries go out within 15 minutes.
+
+Claiming (a committed row) and queueing (a job) are two steps: a process that dies between them
+leaves a ``pendente`` summary no job will write, and the unique index keeps the next tick from
+claiming it again. Each tick therefore also re-queues such orphans (see ``_ORPHANS``).
 """
 
 from __future__ import annotations
@@ -159,6 +163,42 @@ async def queue_summary(
     )
 
 
+# A summary not yet written (no content), old enough that its claim's own defer is long done, with
+# no job waiting for it (its queueing lock) and none writing a summary of its group (the lock):
+# it was claimed by a process that died before queueing it. Both job lookups use procrastinate's
+# partial unique indexes; the pending rows come from the partial index of migration 0006.
+_ORPHANS = text(
+    """
+    SELECT r.id, r.grupo_id FROM resumos r
+    WHERE r.status = 'pendente' AND r.conteudo IS NULL
+      AND r.created_at < now() - make_interval(secs => :settle)
+      AND r.created_at > now() - interval '1 day'
+      AND NOT EXISTS (
+          SELECT 1 FROM procrastinate_jobs j
+          WHERE j.status = 'todo' AND j.queueing_lock = 'summary:' || CAST(r.id AS text))
+      AND NOT EXISTS (
+          SELECT 1 FROM procrastinate_jobs j
+          WHERE j.status = 'doing' AND j.lock = 'summary-group:' || CAST(r.grupo_id AS text))
+    ORDER BY r.created_at
+    LIMIT 1000
+    """
+)
+#: How long a fresh claim is given to queue its own job before the sweep considers it orphaned.
+ORPHAN_SETTLE = timedelta(minutes=2)
+
+
+async def requeue_orphaned_summaries(database: Database, queue: procrastinate.App) -> int:
+    """Queue the summaries that were claimed but never queued; returns how many."""
+    async with database.session() as session:
+        rows = (await session.execute(_ORPHANS, {"settle": ORPHAN_SETTLE.total_seconds()})).all()
+    for summary_id, group_id in rows:
+        log.warning(
+            "re-queueing a summary that was claimed but never queued", grupo_id=str(group_id)
+        )
+        await queue_summary(queue, summary_id, group_id)
+    return len(rows)
+
+
 @jobs.app.periodic(cron="* * * * *", periodic_id="summary-tick")
 @jobs.app.task(name="summary_tick", queue="summaries", pass_context=True)
 async def summary_tick(job_context: procrastinate.JobContext, timestamp: int) -> int:
@@ -169,4 +209,5 @@ async def summary_tick(job_context: procrastinate.JobContext, timestamp: int) ->
     )
     for claim in claims:
         await queue_summary(job_context.app, claim.summary_id, claim.group_id)
+    await requeue_orphaned_summaries(context.database, job_context.app)
     return len(claims)
