@@ -507,7 +507,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=3, help="seconds of warm-up per target")
     parser.add_argument("--groups", type=int, default=20, help="active groups of the tenant")
     parser.add_argument(
-        "--latency-duration", type=float, default=10, help="seconds of the open-loop run"
+        "--latency-duration", type=float, default=30, help="seconds of the open-loop run"
     )
     parser.add_argument(
         "--latency-rate",
