@@ -139,13 +139,7 @@ def sync_groups(
 
     async def work(database: Database, _url: str) -> None:
         tenant = await _tenant(database, instance)
-        evolution = EvolutionClient(
-            settings.evolution_api_url,
-            api_key=settings.evolution_api_key.get_secret_value()
-            if settings.evolution_api_key
-            else None,
-            api_version=settings.evolution_api_version,
-        )
+        evolution = EvolutionClient.from_settings(settings)
         try:
             with Progress(transient=True) as progress:
                 fetching = progress.add_task(f"fetching groups of {instance}…", total=None)

@@ -25,6 +25,7 @@ from intellizap.evolution.errors import (
     NotOnWhatsApp,
 )
 from intellizap.logging import get_logger
+from intellizap.settings import Settings
 
 log = get_logger(__name__)
 
@@ -76,6 +77,17 @@ class EvolutionClient:
             timeout=httpx.Timeout(timeout, connect=10.0),
             limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
             transport=transport,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EvolutionClient:
+        """The client for the configured Evolution server (global key, API version)."""
+        return cls(
+            settings.evolution_api_url,
+            api_key=settings.evolution_api_key.get_secret_value()
+            if settings.evolution_api_key
+            else None,
+            api_version=settings.evolution_api_version,
         )
 
     async def aclose(self) -> None:
