@@ -39,6 +39,11 @@ TASK_MODULES = [
 ]
 
 
+def _permanent(exception: BaseException) -> bool:
+    """Errors say whether retrying can help (``transient``); unknown ones are retried."""
+    return getattr(exception, "transient", True) is False
+
+
 class Backoff(BaseRetryStrategy):
     """Exponential backoff with a cap; honours ``retry_after``; never retries permanent errors."""
 
@@ -47,13 +52,18 @@ class Backoff(BaseRetryStrategy):
         self.base = base
         self.cap = cap
 
+    def gives_up(self, exception: BaseException, job: Job) -> bool:
+        """Whether this failure ends the job: a permanent error, or its last attempt. Tasks ask
+        it to record the reason (e.g. ``resumos.erro``) before the job fails for good."""
+        return _permanent(exception) or job.attempts + 1 >= self.max_attempts
+
     def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
-        if getattr(exception, "transient", True) is False:
+        if _permanent(exception):
             log.error(
                 "job failed permanently", task=job.task_name, job_id=job.id, reason=str(exception)
             )
             return None
-        if job.attempts + 1 >= self.max_attempts:
+        if self.gives_up(exception, job):
             log.error(
                 "job failed after its last attempt",
                 task=job.task_name,
@@ -111,13 +121,7 @@ def context_of(job_context: procrastinate.JobContext) -> WorkerContext:
 @contextlib.asynccontextmanager
 async def worker_context(settings: Settings, url: str) -> AsyncIterator[WorkerContext]:
     database = Database(url, pool_size=settings.worker_concurrency + 2)
-    evolution = EvolutionClient(
-        settings.evolution_api_url,
-        api_key=settings.evolution_api_key.get_secret_value()
-        if settings.evolution_api_key
-        else None,
-        api_version=settings.evolution_api_version,
-    )
+    evolution = EvolutionClient.from_settings(settings)
     llm = Llm(settings.openai_base_url)
     try:
         yield WorkerContext(settings=settings, database=database, evolution=evolution, llm=llm)

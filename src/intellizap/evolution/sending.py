@@ -132,8 +132,7 @@ async def send_text(
             token=tenant.evolution_token,
         )
     except EvolutionError as exc:
-        last_attempt = job_context.job.attempts + 1 >= SEND_RETRY.max_attempts
-        if summary_id and (not exc.transient or last_attempt):
+        if summary_id and SEND_RETRY.gives_up(exc, job_context.job):
             async with context.database.session() as session:
                 await session.execute(
                     _SUMMARY_FAILED, {"id": summary_id, "reason": f"envio falhou: {exc}"[:500]}

@@ -35,8 +35,7 @@ async def summarize_group(job_context: procrastinate.JobContext, *, summary_id: 
             now=datetime.now(UTC),
         )
     except Exception as exc:
-        final = getattr(exc, "transient", True) is False
-        if final or job_context.job.attempts + 1 >= RETRY.max_attempts:
+        if RETRY.gives_up(exc, job_context.job):
             if isinstance(exc, SummaryRefused):
                 reason = str(exc)
             else:

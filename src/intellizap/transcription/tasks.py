@@ -30,9 +30,7 @@ async def transcribe_audio(job_context: procrastinate.JobContext, *, message_id:
     try:
         outcome = await transcribe_message(context, job_context.app, uuid.UUID(message_id))
     except Exception as exc:
-        final = getattr(exc, "transient", True) is False
-        last_attempt = job_context.job.attempts + 1 >= RETRY.max_attempts
-        if final or last_attempt:
+        if RETRY.gives_up(exc, job_context.job):
             reason = next((text for kind, text in REASONS.items() if isinstance(exc, kind)), None)
             await record_failure(
                 context.database, uuid.UUID(message_id), reason or "falha inesperada na transcrição"
