@@ -226,17 +226,7 @@ def parse_envelope(body: object) -> Envelope:
 
 
 def _envelope_field(body: Mapping[str, object], name: str, limit: int, what: str) -> str:
-    value = body.get(name, _MISSING)
-    if not isinstance(value, str):
-        raise PayloadError(f"{name} must be a non-empty string, {what} ({_describe(value)})")
-    stripped = value.strip()
-    if not stripped:
-        raise PayloadError(f"{name} must be a non-empty string, {what} (got a blank string)")
-    if len(stripped) > limit:
-        raise PayloadError(f"{name} must be at most {limit} characters (got {len(stripped)})")
-    if _UNSAFE_CHARS.search(stripped):
-        raise PayloadError(f"{name} must not contain control characters")
-    return stripped
+    return _require_text(body.get(name, _MISSING), name, limit, what=what)
 
 
 # -- events ----------------------------------------------------------------------------------------
@@ -809,12 +799,15 @@ def _require_object(value: object, path: str) -> _Object:
     return value
 
 
-def _require_text(value: object, path: str, limit: int) -> str:
+def _require_text(value: object, path: str, limit: int, *, what: str | None = None) -> str:
+    """A non-blank string of at most ``limit`` characters, without control characters;
+    ``what`` says in the error what the field should hold."""
+    expected = f"{path} must be a non-empty string" + (f", {what}" if what else "")
     if not isinstance(value, str):
-        raise PayloadError(f"{path} must be a non-empty string ({_describe(value)})")
+        raise PayloadError(f"{expected} ({_describe(value)})")
     text = value.strip()
     if not text:
-        raise PayloadError(f"{path} must be a non-empty string (got a blank string)")
+        raise PayloadError(f"{expected} (got a blank string)")
     if len(text) > limit:
         raise PayloadError(f"{path} must be at most {limit} characters (got {len(text)})")
     if _UNSAFE_CHARS.search(text):
