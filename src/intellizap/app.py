@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
                 name="job-worker",
             )
         supabase_tokens = SupabaseTokens(settings)
+        webhook_auth = WebhookAuth(settings)
         app.state.worker = worker
         app.state.settings = settings
         app.state.database = database
@@ -108,7 +109,7 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
         app.state.embedded = embedded
         app.state.schema_revision = migrate.head_revision()
         app.state.webhook = webhook.WebhookDependencies(
-            auth=WebhookAuth(settings),
+            auth=webhook_auth,
             flood=FloodGuard(
                 rate=settings.webhook_rate_per_instance, burst=settings.webhook_burst_per_instance
             ),
@@ -116,7 +117,7 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
             service=IngestService(database, directory, writer, queue, settings),
             max_bytes=settings.webhook_max_bytes,
         )
-        if not settings.is_production and not WebhookAuth(settings).transport_configured:
+        if not settings.is_production and not webhook_auth.transport_configured:
             log.warning("webhook authentication is off (development): set WEBHOOK_SECRET")
         # Everything built so far (modules, pools, caches) lives as long as the process: take it
         # out of the collector's generations so collections stop re-scanning it (bench/ingest.py:
