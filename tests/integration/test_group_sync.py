@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 
 import pytest
 from sqlalchemy import text
 
 from intellizap.app import Roles
 from intellizap.db.engine import Database
-from tests.conftest import WEBHOOK_SECRET, load_fixture, make_settings, running_service, wait_until
+from tests.conftest import (
+    WEBHOOK_SECRET,
+    load_fixture,
+    make_settings,
+    run_cli,
+    running_service,
+    wait_until,
+)
 from tests.factories import create_group, create_tenant
 from tests.fakes.evolution import FakeEvolution
 
@@ -73,22 +78,16 @@ async def test_closed_connection_does_not_sync(
     assert evolution.group_calls == []
 
 
-def run_cli(
-    database_url: str, evolution: FakeEvolution, *args: str
+def sync_cli(
+    database_url: str, evolution: FakeEvolution, instance: str
 ) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "EVOLUTION_API_URL": evolution.url,
-        "EVOLUTION_API_KEY": "evolution-global-key-123456",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "intellizap", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    return run_cli(
+        database_url,
+        "grupos",
+        "sync",
+        instance,
+        EVOLUTION_API_URL=evolution.url,
+        EVOLUTION_API_KEY="evolution-global-key-123456",
     )
 
 
@@ -98,9 +97,7 @@ async def test_cli_syncs_the_groups_of_an_instance(
     tenant = await create_tenant(
         clean_database, "acme-support", evolution_token="instance-token-123456"
     )
-    result = await asyncio.to_thread(
-        run_cli, database_url, evolution, "grupos", "sync", "acme-support"
-    )
+    result = await asyncio.to_thread(sync_cli, database_url, evolution, "acme-support")
     assert result.returncode == 0, result.stderr
     assert "2 groups of acme-support, 2 new (inactive)" in result.stdout
     assert set(await groups_of(clean_database)) == {KNOWN, NEW}
@@ -111,6 +108,6 @@ async def test_cli_syncs_the_groups_of_an_instance(
 async def test_cli_names_an_unknown_instance_clearly(
     clean_database: Database, database_url: str, evolution: FakeEvolution
 ) -> None:
-    result = await asyncio.to_thread(run_cli, database_url, evolution, "grupos", "sync", "nope")
+    result = await asyncio.to_thread(sync_cli, database_url, evolution, "nope")
     assert result.returncode == 1
     assert "no tenant has the instance 'nope'" in result.stderr

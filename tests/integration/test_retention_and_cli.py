@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
 from intellizap.db.engine import Database
 from intellizap.ingest.scheduled import delete_old_messages
+from tests.conftest import run_cli
 from tests.factories import count, create_group, create_tenant
 
 GROUP = "120363401234567890@g.us"
@@ -44,16 +43,8 @@ async def test_messages_older_than_the_retention_are_deleted_in_batches(
     assert left == ["NEW"]
 
 
-def run_cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": database_url, "OPENAI_API_KEY": "", "LOG_LEVEL": "WARNING"}
-    return subprocess.run(
-        [sys.executable, "-m", "intellizap", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(database_url, *args, OPENAI_API_KEY="", LOG_LEVEL="WARNING")
 
 
 async def test_resumo_dry_run_prints_the_prompt_and_its_size_without_calling_anything(
@@ -72,7 +63,7 @@ async def test_resumo_dry_run_prints_the_prompt_and_its_size_without_calling_any
             {"g": group.id},
         )
     result = await asyncio.to_thread(
-        run_cli, database_url, "resumo", GROUP, "--instancia", "acme-support", "--dry-run"
+        cli, database_url, "resumo", GROUP, "--instancia", "acme-support", "--dry-run"
     )
     assert result.returncode == 0, result.stderr
     assert "Ana: vamos fechar o pedido amanhã" in result.stdout
@@ -86,7 +77,7 @@ async def test_resumo_names_an_unknown_group_clearly(
 ) -> None:
     await create_tenant(clean_database, "acme-support")
     result = await asyncio.to_thread(
-        run_cli, database_url, "resumo", "999@g.us", "--instancia", "acme-support"
+        cli, database_url, "resumo", "999@g.us", "--instancia", "acme-support"
     )
     assert result.returncode == 1
     assert "has no group '999@g.us'" in result.stderr
@@ -106,7 +97,7 @@ async def test_uso_prints_the_cycle_usage(clean_database: Database, database_url
             ),
             {"t": tenant.id},
         )
-    result = await asyncio.to_thread(run_cli, database_url, "uso", "acme-support")
+    result = await asyncio.to_thread(cli, database_url, "uso", "acme-support")
     assert result.returncode == 0, result.stderr
     assert "platform key: 1,500 tokens of 10,000" in result.stdout
     assert "own key:      100 tokens" in result.stdout
@@ -116,7 +107,7 @@ async def test_uso_prints_the_cycle_usage(clean_database: Database, database_url
 async def test_uso_names_an_unknown_instance_clearly(
     clean_database: Database, database_url: str
 ) -> None:
-    result = await asyncio.to_thread(run_cli, database_url, "uso", "nope")
+    result = await asyncio.to_thread(cli, database_url, "uso", "nope")
     assert result.returncode == 1
     assert "no tenant has the instance 'nope'" in result.stderr
 
@@ -127,10 +118,10 @@ async def test_resumo_queues_an_on_demand_summary_once_per_window(
     tenant = await create_tenant(clean_database, "acme-support")
     await create_group(clean_database, tenant, GROUP)
     first = await asyncio.to_thread(
-        run_cli, database_url, "resumo", GROUP, "--instancia", "acme-support"
+        cli, database_url, "resumo", GROUP, "--instancia", "acme-support"
     )
     again = await asyncio.to_thread(
-        run_cli, database_url, "resumo", GROUP, "--instancia", "acme-support"
+        cli, database_url, "resumo", GROUP, "--instancia", "acme-support"
     )
     assert first.returncode == 0, first.stderr
     assert "queued" in first.stdout
