@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import typer
@@ -13,11 +12,17 @@ import uvicorn
 
 from intellizap import jobs
 from intellizap.app import Roles, create_app, start_database
+from intellizap.commands.common import (
+    InstanceArgument,
+    InstanceOption,
+    load_settings,
+    tenant_or_exit,
+    with_database,
+)
 from intellizap.db import migrate as migrations
 from intellizap.db.engine import Database
-from intellizap.logging import configure_logging, get_logger
-from intellizap.settings import ConfigurationError, Settings, check_for_production, get_settings
-from intellizap.tenants.repository import TenantAccount, TenantNotFound, tenant_by_instance
+from intellizap.logging import get_logger
+from intellizap.settings import ConfigurationError, Settings
 
 cli = typer.Typer(
     name="intellizap",
@@ -30,19 +35,6 @@ log = get_logger(__name__)
 
 PortOption = Annotated[int | None, typer.Option(help="Port to listen on (default: PORT or 8000).")]
 HostOption = Annotated[str | None, typer.Option(help="Interface to bind (default: HOST).")]
-
-
-def _settings() -> Settings:
-    settings = get_settings()
-    configure_logging(
-        json=settings.is_production, level=settings.log_level, secrets=settings.secret_values()
-    )
-    try:
-        check_for_production(settings)
-    except ConfigurationError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from exc
-    return settings
 
 
 def _run_http(settings: Settings, roles: Roles, host: str | None, port: int | None) -> None:
@@ -59,20 +51,20 @@ def _run_http(settings: Settings, roles: Roles, host: str | None, port: int | No
 def serve(host: HostOption = None, port: PortOption = None) -> None:
     """All in one process: API, job worker and scheduler. Starts an embedded PostgreSQL under
     DATA_DIR when DATABASE_URL is unset, and applies migrations."""
-    _run_http(_settings(), Roles(migrate=True, worker=True), host, port)
+    _run_http(load_settings(), Roles(migrate=True, worker=True), host, port)
 
 
 @cli.command()
 def api(host: HostOption = None, port: PortOption = None) -> None:
     """Only the HTTP API (for replicas behind a load balancer; run `intellizap migrate` first)."""
-    _run_http(_settings(), Roles(), host, port)
+    _run_http(load_settings(), Roles(), host, port)
 
 
 @cli.command()
 def worker() -> None:
     """Only the job worker and periodic tasks (run as many as you like, on any machine).
     SIGTERM lets running jobs finish (up to 30 s); unfinished ones run again elsewhere."""
-    settings = _settings()
+    settings = load_settings()
     url, _embedded = start_database(settings)
 
     async def run() -> None:
@@ -93,32 +85,10 @@ def worker() -> None:
 @cli.command()
 def migrate() -> None:
     """Apply the database migrations (ours and the job queue's). Safe to run on every deploy."""
-    settings = _settings()
+    settings = load_settings()
     url, _embedded = start_database(settings)
     migrations.upgrade(url)
     typer.echo(f"database at revision {migrations.current_revision(url)}")
-
-
-def _with_database(settings: Settings, work: Callable[[Database, str], Awaitable[None]]) -> None:
-    """Run an operator command's ``work(database, url)`` against the configured database."""
-    url, _embedded = start_database(settings)
-
-    async def run() -> None:
-        database = Database(url, pool_size=2)
-        try:
-            await work(database, url)
-        finally:
-            await database.dispose()
-
-    asyncio.run(run())
-
-
-async def _tenant(database: Database, instance: str) -> TenantAccount:
-    try:
-        return await tenant_by_instance(database, instance)
-    except TenantNotFound:
-        typer.echo(f"no tenant has the instance {instance!r} (usuarios.instancia)", err=True)
-        raise typer.Exit(1) from None
 
 
 groups_cli = typer.Typer(help="WhatsApp groups of a tenant.", no_args_is_help=True)
@@ -127,7 +97,7 @@ cli.add_typer(groups_cli, name="grupos")
 
 @groups_cli.command("sync")
 def sync_groups(
-    instance: Annotated[str, typer.Argument(help="The tenant's Evolution instance.")],
+    instance: InstanceArgument,
 ) -> None:
     """Fetch the instance's groups from Evolution and record them (names; new ones inactive)."""
     from rich.progress import Progress
@@ -135,10 +105,10 @@ def sync_groups(
     from intellizap.evolution.client import EvolutionClient
     from intellizap.tenants.group_sync import store_groups
 
-    settings = _settings()
+    settings = load_settings()
 
     async def work(database: Database, _url: str) -> None:
-        tenant = await _tenant(database, instance)
+        tenant = await tenant_or_exit(database, instance)
         evolution = EvolutionClient.from_settings(settings)
         try:
             with Progress(transient=True) as progress:
@@ -154,12 +124,7 @@ def sync_groups(
             await evolution.aclose()
         typer.echo(f"{result.groups} groups of {instance}, {result.new} new (inactive)")
 
-    _with_database(settings, work)
-
-
-InstanceOption = Annotated[
-    str, typer.Option("--instancia", help="The tenant's Evolution instance.")
-]
+    with_database(settings, work)
 
 
 @cli.command()
@@ -177,10 +142,10 @@ def resumo(
 
     from intellizap.summaries.service import draft, request_on_demand
 
-    settings = _settings()
+    settings = load_settings()
 
     async def work(database: Database, url: str) -> None:
-        tenant = await _tenant(database, instance)
+        tenant = await tenant_or_exit(database, instance)
         async with database.session() as session:
             found = (
                 (
@@ -220,20 +185,20 @@ def resumo(
             raise typer.Exit(1)
         typer.echo(f"summary {summary_id} queued; a worker will write and send it")
 
-    _with_database(settings, work)
+    with_database(settings, work)
 
 
 @cli.command()
-def uso(instance: Annotated[str, typer.Argument(help="The tenant's Evolution instance.")]) -> None:
+def uso(instance: InstanceArgument) -> None:
     """Token usage of the tenant's current quota cycle."""
     from datetime import UTC, datetime
 
     from intellizap.tenants.quota import account_usage
 
-    settings = _settings()
+    settings = load_settings()
 
     async def work(database: Database, _url: str) -> None:
-        tenant = await _tenant(database, instance)
+        tenant = await tenant_or_exit(database, instance)
         status = await account_usage(
             database,
             tenant_id=tenant.id,
@@ -248,7 +213,7 @@ def uso(instance: Annotated[str, typer.Argument(help="The tenant's Evolution ins
         if status.exceeded:
             typer.echo("quota exceeded: summaries on the platform key are refused")
 
-    _with_database(settings, work)
+    with_database(settings, work)
 
 
 def main() -> None:
