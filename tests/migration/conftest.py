@@ -3,19 +3,24 @@
 Each database is owned by a LOGIN role that is neither superuser nor BYPASSRLS, like the
 ``postgres`` role of a Supabase project: the legacy tables are created through it, the
 migrations run through it, and its reads show what the backend sees. The superuser plays
-Supabase's platform (it creates the ``auth`` schema and switches to the ``authenticated`` role
-the way PostgREST does).
+Supabase's platform (it creates the ``auth`` schema, the API roles and their default grants), and
+``authenticator`` plays PostgREST: it switches to ``authenticated`` or ``anon`` per request and
+sets the JWT's claims, exactly as PostgREST does.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from intellizap.db.embedded import EmbeddedPostgres
 
@@ -63,29 +68,68 @@ CREATE TABLE resumos (
 );
 """
 
-# Supabase's auth.uid() reads the JWT's subject from a setting PostgREST fills per request.
+# Supabase's auth.uid(), as supabase/auth defines it: the JWT's subject from the settings PostgREST
+# fills per request (``request.jwt.claims``, JSON, since PostgREST 9; ``request.jwt.claim.sub``
+# before).
 SUPABASE_AUTH = """
 CREATE SCHEMA auth;
 CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS $$
-    SELECT nullif(current_setting('request.jwt.claim.sub', true), '')::uuid
+    SELECT nullif(
+        coalesce(
+            current_setting('request.jwt.claim.sub', true),
+            (current_setting('request.jwt.claims', true)::jsonb ->> 'sub')
+        ),
+        ''
+    )::uuid
 $$;
+GRANT USAGE ON SCHEMA auth TO anon, authenticated, service_role;
 """
 
-AUTHENTICATED_ROLE = """
+#: PostgREST logs in as ``authenticator`` and switches, per request, to ``anon`` or
+#: ``authenticated``; ``service_role`` (the service key) bypasses row-level security.
+AUTHENTICATOR_ROLE = "authenticator"
+SUPABASE_ROLES = f"""
 DO $$ BEGIN
-    CREATE ROLE authenticated NOLOGIN;
+    CREATE ROLE anon NOLOGIN NOINHERIT;
 EXCEPTION WHEN duplicate_object THEN NULL;
 END $$;
+DO $$ BEGIN
+    CREATE ROLE authenticated NOLOGIN NOINHERIT;
+EXCEPTION WHEN duplicate_object THEN NULL;
+END $$;
+DO $$ BEGIN
+    CREATE ROLE service_role NOLOGIN NOINHERIT BYPASSRLS;
+EXCEPTION WHEN duplicate_object THEN NULL;
+END $$;
+DO $$ BEGIN
+    CREATE ROLE {AUTHENTICATOR_ROLE} LOGIN NOINHERIT;
+EXCEPTION WHEN duplicate_object THEN NULL;
+END $$;
+GRANT anon, authenticated, service_role TO {AUTHENTICATOR_ROLE};
+"""
+
+# What a Supabase project grants on its public schema: usage to the API roles, and ALL on every
+# table, sequence and function its ``postgres`` role creates there, through default privileges.
+SUPABASE_DEFAULT_GRANTS = f"""
+GRANT USAGE ON SCHEMA public TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES FOR ROLE {OWNER_ROLE} IN SCHEMA public
+    GRANT ALL ON TABLES TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES FOR ROLE {OWNER_ROLE} IN SCHEMA public
+    GRANT ALL ON SEQUENCES TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES FOR ROLE {OWNER_ROLE} IN SCHEMA public
+    GRANT ALL ON FUNCTIONS TO anon, authenticated, service_role;
 """
 
 
 @dataclass(frozen=True)
 class MigrationDatabase:
-    """A fresh database: ``url`` connects as its owner (not a superuser), ``admin_url`` as one."""
+    """A fresh database: ``url`` connects as its owner (not a superuser), ``admin_url`` as one,
+    ``api_url`` as PostgREST does (``authenticator``)."""
 
     name: str
     url: str
     admin_url: str
+    api_url: str
 
 
 def _database_url(server_url: str, database: str, user: str | None = None) -> str:
@@ -109,33 +153,61 @@ def migration_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             END $$;
             """
         )
+        conn.execute(SUPABASE_ROLES)
     yield url
     server.stop()
 
 
+def create_database(
+    server_url: str, *, legacy: bool = False, supabase_auth: bool = False
+) -> MigrationDatabase:
+    """An empty database owned by the backend's role; ``legacy=True`` adds the frontend's
+    original tables, ``supabase_auth=True`` makes it a Supabase project (``auth`` schema and
+    ``auth.uid()``, the API roles' default grants)."""
+    name = f"mig_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} OWNER {OWNER_ROLE}")
+    database = MigrationDatabase(
+        name=name,
+        url=_database_url(server_url, name, user=OWNER_ROLE),
+        admin_url=_database_url(server_url, name),
+        api_url=_database_url(server_url, name, user=AUTHENTICATOR_ROLE),
+    )
+    if supabase_auth:
+        with psycopg.connect(database.admin_url, autocommit=True) as conn:
+            conn.execute(SUPABASE_AUTH)
+            conn.execute(SUPABASE_DEFAULT_GRANTS)
+            # Supabase's postgres role (the backend's) may use the auth schema.
+            conn.execute(f"GRANT USAGE ON SCHEMA auth TO {OWNER_ROLE}")
+    if legacy:
+        with psycopg.connect(database.url, autocommit=True) as conn:
+            conn.execute(LEGACY_SCHEMA)
+    return database
+
+
 @pytest.fixture
 def new_database(migration_server: str) -> Callable[..., MigrationDatabase]:
-    """Create an empty database; ``legacy=True`` adds the frontend's original tables,
-    ``supabase_auth=True`` adds an ``auth`` schema with a stand-in ``auth.uid()``."""
+    """Create an empty database (see :func:`create_database`)."""
 
     def create(*, legacy: bool = False, supabase_auth: bool = False) -> MigrationDatabase:
-        name = f"mig_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(migration_server, autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name} OWNER {OWNER_ROLE}")
-        database = MigrationDatabase(
-            name=name,
-            url=_database_url(migration_server, name, user=OWNER_ROLE),
-            admin_url=_database_url(migration_server, name),
-        )
-        if supabase_auth:
-            with psycopg.connect(database.admin_url, autocommit=True) as conn:
-                conn.execute(SUPABASE_AUTH)
-                conn.execute(AUTHENTICATED_ROLE)
-                # Supabase's postgres role (the backend's) may use the auth schema.
-                conn.execute(f"GRANT USAGE ON SCHEMA auth TO {OWNER_ROLE}")
-        if legacy:
-            with psycopg.connect(database.url, autocommit=True) as conn:
-                conn.execute(LEGACY_SCHEMA)
-        return database
+        return create_database(migration_server, legacy=legacy, supabase_auth=supabase_auth)
 
     return create
+
+
+@contextmanager
+def api_request(
+    database: MigrationDatabase, *, sub: uuid.UUID | None, role: str = "authenticated"
+) -> Iterator[psycopg.Connection[Any]]:
+    """One request as PostgREST serves it: logged in as ``authenticator``, switched to ``role``
+    for the transaction, the JWT's claims in ``request.jwt.claims`` (``sub=None``: a token
+    without a subject). Rolled back at the end; an error aborts it like a failed request."""
+    assert role in ("anon", "authenticated"), role
+    claims: dict[str, str] = {"role": role, "aud": role}
+    if sub is not None:
+        claims["sub"] = str(sub)
+    with psycopg.connect(database.api_url) as conn:
+        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+        conn.execute("SELECT set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
+        yield conn
+        conn.rollback()

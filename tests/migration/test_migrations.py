@@ -4,25 +4,28 @@ with Supabase's ``auth`` schema (row-level security per user)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg import errors
-from psycopg.types.json import Jsonb
 
 from intellizap.db import migrate
 from intellizap.db.models import Base
 
-from .conftest import OWNER_ROLE, MigrationDatabase
+from .conftest import MigrationDatabase, api_request
 
 NewDatabase = Callable[..., MigrationDatabase]
 
 OUR_TABLES = ("usuarios", "grupos", "mensagens", "resumos", "uso_tokens", "alteracoes_pendentes")
 PER_USER_TABLES = ("usuarios", "grupos", "mensagens", "resumos", "uso_tokens")
+#: One policy per command (migration 0007): read everywhere, update where preferences live.
+EXPECTED_POLICIES = sorted(
+    [(table, "intellizap_select") for table in PER_USER_TABLES]
+    + [(table, "intellizap_update") for table in ("usuarios", "grupos")]
+)
 QUEUE_TABLES = (
     "procrastinate_workers",
     "procrastinate_jobs",
@@ -72,6 +75,13 @@ def schema_snapshot(conn: psycopg.Connection[Any]) -> dict[str, list[tuple[Any, 
         "rls": "SELECT relname, relrowsecurity FROM pg_class"
         " WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'",
         "types": "SELECT typname FROM pg_type WHERE typnamespace = 'public'::regnamespace",
+        "privileges": "SELECT c.relname, coalesce(c.relacl::text, ''), a.attname,"
+        " coalesce(a.attacl::text, '') FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid"
+        " WHERE c.relnamespace = 'public'::regnamespace AND a.attnum > 0",
+        "functions": "SELECT oid::regprocedure::text, coalesce(proacl::text, '') FROM pg_proc"
+        " WHERE pronamespace = 'public'::regnamespace",
+        "triggers": "SELECT tgrelid::regclass::text, tgname, pg_get_triggerdef(oid) FROM pg_trigger"
+        " WHERE NOT tgisinternal",
     }
     return {key: sorted(conn.execute(sql).fetchall()) for key, sql in queries.items()}
 
@@ -92,72 +102,6 @@ def policies(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:
 
 def ids(conn: psycopg.Connection[Any], table: str, column: str = "id") -> set[Any]:
     return {row[0] for row in conn.execute(f'SELECT "{column}" FROM {table}')}  # noqa: S608
-
-
-@contextmanager
-def as_supabase_user(
-    admin_url: str, auth_id: uuid.UUID | None
-) -> Iterator[psycopg.Connection[Any]]:
-    """A transaction as PostgREST runs a request: role ``authenticated``, the JWT's subject set
-    (``auth_id=None``: a request whose JWT has no subject). Rolled back at the end."""
-    with psycopg.connect(admin_url) as conn:
-        conn.execute("SET LOCAL ROLE authenticated")
-        if auth_id is not None:
-            conn.execute("SELECT set_config('request.jwt.claim.sub', %s, true)", (str(auth_id),))
-        yield conn
-        conn.rollback()
-
-
-def grant_to_authenticated(admin_url: str) -> None:
-    """What Supabase grants the API roles on the public schema."""
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute("GRANT USAGE ON SCHEMA public, auth TO authenticated")
-        conn.execute(
-            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO authenticated"
-        )
-        conn.execute("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO authenticated")
-
-
-def insert_tenant(conn: psycopg.Connection[Any], auth_id: uuid.UUID, label: str) -> dict[str, Any]:
-    """A tenant with a group, two messages, a summary, a token usage row and a pending change."""
-    user_id = conn.execute(
-        "INSERT INTO usuarios (auth_id, instancia) VALUES (%s, %s) RETURNING id",
-        (auth_id, f"inst-{label}"),
-    ).fetchone()[0]  # type: ignore[index]
-    group_id = conn.execute(
-        "INSERT INTO grupos (grupo_id_externo, usuario_id, ativo) VALUES (%s, %s, true)"
-        " RETURNING id",
-        (f"{label}@g.us", user_id),
-    ).fetchone()[0]  # type: ignore[index]
-    message_ids = [
-        conn.execute(
-            "INSERT INTO mensagens (grupo_id, mensagem, id_externo, data_mensagem)"
-            " VALUES (%s, %s, %s, now()) RETURNING id",
-            (group_id, f"hello from {label} #{n}", f"{label}-msg-{n}"),
-        ).fetchone()[0]  # type: ignore[index]
-        for n in range(2)
-    ]
-    summary_id = conn.execute(
-        "INSERT INTO resumos (grupo_id, usuario_id, conteudo, status)"
-        " VALUES (%s, %s, %s, 'enviado') RETURNING id",
-        (group_id, user_id, f"summary of {label}"),
-    ).fetchone()[0]  # type: ignore[index]
-    usage_id = conn.execute(
-        "INSERT INTO uso_tokens (usuario_id, tipo, modelo, chave, tokens_entrada, resumo_id)"
-        " VALUES (%s, 'resumo', 'gpt-4o-mini', 'sistema', 100, %s) RETURNING id",
-        (user_id, summary_id),
-    ).fetchone()[0]  # type: ignore[index]
-    conn.execute(
-        "INSERT INTO alteracoes_pendentes (grupo_id, id_externo, mensagem) VALUES (%s, %s, 'x')",
-        (group_id, f"{label}-early-edit"),
-    )
-    return {
-        "user": user_id,
-        "group": group_id,
-        "messages": set(message_ids),
-        "summary": summary_id,
-        "usage": usage_id,
-    }
 
 
 # -- empty database --------------------------------------------------------------------------
@@ -218,6 +162,7 @@ def test_replaying_every_migration_over_an_existing_schema_changes_nothing(
 
 USER_ID = uuid.UUID("11111111-1111-4111-8111-111111111111")
 AUTH_ID = uuid.UUID("aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa")
+OTHER_AUTH_ID = uuid.UUID("bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb")
 GROUP_IDS = (
     uuid.UUID("22222222-2222-4222-8222-222222222221"),
     uuid.UUID("22222222-2222-4222-8222-222222222222"),
@@ -466,139 +411,7 @@ def test_with_an_auth_schema_every_table_gets_row_level_security(new_database: N
     with psycopg.connect(database.url) as conn:
         for table in OUR_TABLES + QUEUE_TABLES:
             assert rls_enabled(conn, table) is True, table
-        assert policies(conn) == [(table, "intellizap_owner") for table in sorted(PER_USER_TABLES)]
-
-
-AUTH_A = uuid.UUID("a0000000-0000-4000-8000-00000000000a")
-AUTH_B = uuid.UUID("b0000000-0000-4000-8000-00000000000b")
-
-
-SupabaseDatabase = tuple[MigrationDatabase, dict[str, Any], dict[str, Any]]
-
-
-@pytest.fixture
-def supabase_database(new_database: NewDatabase) -> SupabaseDatabase:
-    """A migrated Supabase-like database with two tenants (A and B) and a queued job."""
-    database = new_database(supabase_auth=True)
-    migrate.upgrade(database.url)
-    grant_to_authenticated(database.admin_url)
-    with psycopg.connect(database.url) as conn:
-        tenant_a = insert_tenant(conn, AUTH_A, "a")
-        tenant_b = insert_tenant(conn, AUTH_B, "b")
-        conn.execute(
-            "INSERT INTO procrastinate_jobs (queue_name, task_name, args)"
-            " VALUES ('summaries', 'summarize', %s)",
-            (Jsonb({"group_id": str(tenant_a["group"])}),),
-        )
-    return database, tenant_a, tenant_b
-
-
-def test_a_supabase_user_sees_only_their_own_rows(
-    supabase_database: SupabaseDatabase,
-) -> None:
-    database, a, _b = supabase_database
-
-    with as_supabase_user(database.admin_url, AUTH_A) as conn:
-        assert conn.execute("SELECT current_user, auth.uid()").fetchone() == (
-            "authenticated",
-            AUTH_A,
-        )
-        assert ids(conn, "usuarios") == {a["user"]}
-        assert ids(conn, "grupos") == {a["group"]}
-        assert ids(conn, "mensagens") == a["messages"]
-        assert ids(conn, "resumos") == {a["summary"]}
-        assert ids(conn, "uso_tokens") == {a["usage"]}
-
-
-def test_a_supabase_user_sees_nothing_of_the_backend_only_tables(
-    supabase_database: SupabaseDatabase,
-) -> None:
-    database, _a, _b = supabase_database
-
-    with as_supabase_user(database.admin_url, AUTH_A) as conn:
-        assert ids(conn, "alteracoes_pendentes", "id_externo") == set()
-        for table in QUEUE_TABLES:
-            assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table  # noqa: S608
-
-
-def test_a_supabase_user_cannot_change_another_users_rows(
-    supabase_database: SupabaseDatabase,
-) -> None:
-    database, a, b = supabase_database
-
-    with as_supabase_user(database.admin_url, AUTH_A) as conn:
-        updated = conn.execute("UPDATE grupos SET nome = 'hacked' WHERE id = %s", (b["group"],))
-        assert updated.rowcount == 0
-        deleted = conn.execute("DELETE FROM mensagens WHERE grupo_id = %s", (b["group"],))
-        assert deleted.rowcount == 0
-        # The user's own rows remain writable.
-        updated = conn.execute("UPDATE grupos SET nome = 'meu grupo' WHERE id = %s", (a["group"],))
-        assert updated.rowcount == 1
-        conn.execute("INSERT INTO mensagens (grupo_id, mensagem) VALUES (%s, 'oi')", (a["group"],))
-
-    with (
-        pytest.raises(errors.InsufficientPrivilege, match="row-level security"),
-        as_supabase_user(database.admin_url, AUTH_A) as conn,
-    ):
-        conn.execute(
-            "INSERT INTO mensagens (grupo_id, mensagem) VALUES (%s, 'spam')", (b["group"],)
-        )
-
-    with (
-        pytest.raises(errors.InsufficientPrivilege, match="row-level security"),
-        as_supabase_user(database.admin_url, AUTH_A) as conn,
-    ):
-        conn.execute("UPDATE grupos SET usuario_id = %s WHERE id = %s", (b["user"], a["group"]))
-
-    with (
-        pytest.raises(errors.InsufficientPrivilege, match="row-level security"),
-        as_supabase_user(database.admin_url, AUTH_A) as conn,
-    ):
-        conn.execute("UPDATE usuarios SET auth_id = %s WHERE id = %s", (AUTH_B, a["user"]))
-
-    with psycopg.connect(database.url) as conn:
-        assert conn.execute("SELECT nome FROM grupos WHERE id = %s", (b["group"],)).fetchone() == (
-            None,
-        )
-        assert conn.execute(
-            "SELECT count(*) FROM mensagens WHERE grupo_id = %s", (b["group"],)
-        ).fetchone() == (2,)
-
-
-def test_a_request_without_a_user_sees_no_rows(
-    supabase_database: SupabaseDatabase,
-) -> None:
-    database, _a, _b = supabase_database
-
-    with as_supabase_user(database.admin_url, None) as conn:
-        assert conn.execute("SELECT auth.uid()").fetchone() == (None,)
-        for table in OUR_TABLES + QUEUE_TABLES:
-            assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table  # noqa: S608
-
-
-def test_the_backend_as_table_owner_still_sees_every_row(
-    supabase_database: SupabaseDatabase,
-) -> None:
-    database, _a, _b = supabase_database
-
-    with psycopg.connect(database.url) as conn:
-        # Not a superuser and not BYPASSRLS: it sees everything because it owns the tables.
-        assert conn.execute(
-            "SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
-        ).fetchone() == (OWNER_ROLE, False, False)
-        counts = {
-            table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]  # noqa: S608
-            for table in (*OUR_TABLES, "procrastinate_jobs")
-        }
-    assert counts == {
-        "usuarios": 2,
-        "grupos": 2,
-        "mensagens": 4,
-        "resumos": 2,
-        "uso_tokens": 2,
-        "alteracoes_pendentes": 2,
-        "procrastinate_jobs": 1,
-    }
+        assert policies(conn) == EXPECTED_POLICIES
 
 
 def test_migrating_a_legacy_supabase_database_twice_keeps_the_policies(
@@ -609,37 +422,38 @@ def test_migrating_a_legacy_supabase_database_twice_keeps_the_policies(
     before = legacy_rows(database.url)
 
     migrate.upgrade(database.url)
+    with psycopg.connect(database.url) as conn:
+        migrated = schema_snapshot(conn)
     migrate.upgrade(database.url)
     # Replaying the migrations themselves (as on a database whose alembic_version was lost)
     # drops and recreates the policies instead of failing on the existing ones.
     with psycopg.connect(database.url, autocommit=True) as conn:
         conn.execute("DROP TABLE alembic_version")
     migrate.upgrade(database.url)
+    with psycopg.connect(database.url) as conn:
+        assert schema_snapshot(conn) == migrated
 
     assert migrate.current_revision(database.url) == migrate.head_revision()
     assert legacy_rows(database.url) == before
     with psycopg.connect(database.url) as conn:
         for table in OUR_TABLES + QUEUE_TABLES:
             assert rls_enabled(conn, table) is True, table
-        assert policies(conn) == [(table, "intellizap_owner") for table in sorted(PER_USER_TABLES)]
+        assert policies(conn) == EXPECTED_POLICIES
 
-    grant_to_authenticated(database.admin_url)
-    with as_supabase_user(database.admin_url, AUTH_ID) as conn:
+    with api_request(database, sub=AUTH_ID) as conn:
         assert ids(conn, "usuarios") == {USER_ID}
         assert ids(conn, "grupos") == set(GROUP_IDS)
         assert ids(conn, "mensagens") == set(MESSAGE_IDS)
         assert ids(conn, "resumos") == {SUMMARY_ID}
-    with as_supabase_user(database.admin_url, AUTH_B) as conn:
+        # The legacy account keeps working from the frontend: its preferences, its groups.
+        changed = conn.execute(
+            "UPDATE usuarios SET \"horaResumo\" = '22:00' RETURNING hora_resumo_local::text"
+        ).fetchall()
+        assert changed == [("22:00:00",)]
+        assert conn.execute("UPDATE grupos SET resumo_ativo = true").rowcount == 2
+    with api_request(database, sub=OTHER_AUTH_ID) as conn:
         for table in PER_USER_TABLES:
             assert ids(conn, table) == set(), table
-
-
-def test_the_migration_bookkeeping_table_is_hidden_from_supabase_users(
-    supabase_database: SupabaseDatabase,
-) -> None:
-    database, _a, _b = supabase_database
-    with psycopg.connect(database.url) as conn:
-        assert rls_enabled(conn, "alembic_version") is True
 
 
 @pytest.mark.parametrize(
