@@ -44,7 +44,8 @@ _SUMMARY = text(
     SELECT r.id, r.grupo_id, CAST(r.status AS text) AS status, r.origem, r.conteudo,
            r.total_mensagens, r.tokens_usados, r.erro, r.periodo_inicio, r.periodo_fim,
            r.data_envio, r.created_at
-    FROM resumos r JOIN usuarios u ON u.id = r.usuario_id
+    FROM resumos r JOIN grupos g ON g.id = r.grupo_id
+    JOIN usuarios u ON u.id = g.usuario_id AND u.id = r.usuario_id
     WHERE r.id = :id AND u.auth_id = :auth_id
     """
 )

@@ -171,6 +171,7 @@ _ORPHANS = text(
     """
     SELECT r.id, r.grupo_id FROM resumos r
     WHERE r.status = 'pendente' AND r.conteudo IS NULL
+      AND EXISTS (SELECT 1 FROM grupos g WHERE g.id = r.grupo_id AND g.usuario_id = r.usuario_id)
       AND r.created_at < now() - make_interval(secs => :settle)
       AND r.created_at > now() - interval '1 day'
       AND NOT EXISTS (

@@ -43,7 +43,8 @@ _LOAD = text(
            g.id AS group_id, g.grupo_id_externo, g.nome,
            u.id AS tenant_id, u.instancia, u.fuso_horario, u."key-openai" AS openai_key,
            u.tokens_mes, u."dia-renovacao-tokens" AS renewal_day
-    FROM resumos r JOIN grupos g ON g.id = r.grupo_id JOIN usuarios u ON u.id = r.usuario_id
+    FROM resumos r JOIN grupos g ON g.id = r.grupo_id
+    JOIN usuarios u ON u.id = g.usuario_id AND u.id = r.usuario_id -- the account owning the group
     WHERE r.id = :id
     """
 )
