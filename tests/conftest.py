@@ -23,10 +23,25 @@ from intellizap.app import Roles, create_app
 from intellizap.db import migrate
 from intellizap.db.embedded import EmbeddedPostgres
 from intellizap.db.engine import Database
+from intellizap.ingest.credentials import (
+    INSTANCE_HEADER,
+    SECRET_HEADER,
+    encode_instance,
+    instance_secret,
+)
 from intellizap.settings import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 WEBHOOK_SECRET = "test-webhook-secret-0123456789"
+
+
+def webhook_headers(instance: str = "acme-support", secret: str = WEBHOOK_SECRET) -> dict[str, str]:
+    """What Evolution sends for ``instance`` once `intellizap webhook set` configured it: the
+    instance's name and its own secret, derived from ``WEBHOOK_SECRET``."""
+    return {
+        INSTANCE_HEADER: encode_instance(instance),
+        SECRET_HEADER: instance_secret(secret, instance),
+    }
 
 
 def load_fixture(name: str) -> dict[str, Any]:

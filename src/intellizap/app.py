@@ -23,11 +23,14 @@ from intellizap.frontend import endpoints as frontend
 from intellizap.frontend.auth import SupabaseTokens
 from intellizap.ingest import endpoints as webhook
 from intellizap.ingest.auth import WebhookAuth
+from intellizap.ingest.bodies import BodyBudget
 from intellizap.ingest.errors import (
+    BodyTimeout,
     BodyTooLarge,
     Flooded,
     MalformedBody,
     NotAuthenticated,
+    Overloaded,
     WebhookRejected,
 )
 from intellizap.ingest.flood import FloodGuard
@@ -44,9 +47,11 @@ log = get_logger(__name__)
 STATUS_CODES: dict[type[Exception], int] = {
     MalformedBody: 400,
     NotAuthenticated: 401,
+    BodyTimeout: 408,
     BodyTooLarge: 413,
     PayloadError: 422,
     Flooded: 429,
+    Overloaded: 503,
 }
 
 
@@ -115,10 +120,19 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
             ),
             directory=directory,
             service=IngestService(database, directory, writer, queue, settings),
+            bodies=BodyBudget(
+                total_bytes=settings.webhook_body_budget_bytes,
+                unauthenticated_bytes=settings.webhook_unauthenticated_budget_bytes,
+            ),
             max_bytes=settings.webhook_max_bytes,
         )
         if not settings.is_production and not webhook_auth.transport_configured:
             log.warning("webhook authentication is off (development): set WEBHOOK_SECRET")
+        if settings.webhook_accept_shared_secret:
+            log.warning(
+                "WEBHOOK_ACCEPT_SHARED_SECRET is on: the shared webhook secret is accepted for "
+                "every instance until you run `intellizap webhook set --all` and turn it off"
+            )
         # Everything built so far (modules, pools, caches) lives as long as the process: take it
         # out of the collector's generations so collections stop re-scanning it (bench/ingest.py:
         # 1.18x -> 1.33x the baseline once cryptography, pulled in by PyJWT, joined the heap).
@@ -170,7 +184,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         status = next(code for kind, code in STATUS_CODES.items() if isinstance(exc, kind))
         WEBHOOKS.labels(status=str(status)).inc()
         log.info("webhook refused", status=status, reason=str(exc), path=request.url.path)
-        return JSONResponse({"detail": str(exc)}, status_code=status)
+        headers = {"Retry-After": "5"} if status == 503 else {}
+        if getattr(exc, "unread_body", False):
+            headers["Connection"] = "close"  # the client stops sending a body nobody reads
+        return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
 
     async def unavailable(request: Request, exc: Exception) -> JSONResponse:
         if request.url.path.startswith(webhook.PATH):

@@ -53,6 +53,30 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     webhook_jwt_key: SecretStr | None = None
     webhook_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    webhook_accept_shared_secret: bool = Field(
+        default=False,
+        description="rollout grace period: also accept the undivided WEBHOOK_SECRET/JWT key for "
+        "every instance (docs/security.md); turn off once `intellizap webhook set --all` ran",
+    )
+    webhook_apikey_auth: bool = Field(
+        default=True,
+        description="accept the body's apikey (instance token or EVOLUTION_API_KEY); off: a "
+        "request without header/URL credentials gets 401 before its body is read",
+    )
+    webhook_body_budget_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024,
+        description="webhook bodies held in memory at once (one instance: a quarter of it)",
+    )
+    webhook_unauthenticated_budget_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description="bodies held only to check their apikey; beyond it: 503 at once",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="the service's URL as Evolution reaches it (`intellizap webhook` uses it)",
+    )
     webhook_rate_per_instance: float = Field(
         default=200.0, gt=0, description="sustained webhook requests per second per instance"
     )
@@ -127,7 +151,7 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown IANA time zone {value!r} (e.g. America/Sao_Paulo)") from exc
         return value
 
-    @field_validator("evolution_api_url", "openai_base_url", "supabase_url")
+    @field_validator("evolution_api_url", "openai_base_url", "supabase_url", "public_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None:

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from intellizap.app import Roles
 from intellizap.db.embedded import EmbeddedPostgres
 from intellizap.db.engine import Database
-from tests.conftest import running_service, wait_until
+from tests.conftest import running_service, wait_until, webhook_headers
 from tests.factories import count
 from tests.fakes.audio import voice_note
 from tests.fakes.evolution import FakeEvolution
@@ -139,7 +139,7 @@ async def test_worker_keeps_working_after_postgresql_restarts(
             response = await client.post(
                 "/webhooks/evolution",
                 json=voice_note_webhook(),
-                headers={"X-Webhook-Secret": settings.webhook_secret.get_secret_value()},  # type: ignore[union-attr]
+                headers=webhook_headers(secret=settings.webhook_secret.get_secret_value()),  # type: ignore[union-attr]
             )
             return response.status_code == 200
 

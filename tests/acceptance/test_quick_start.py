@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from intellizap.db.embedded import EmbeddedPostgres
 from intellizap.db.engine import Database
-from tests.conftest import WEBHOOK_SECRET, free_port, load_fixture, wait_until
+from tests.conftest import WEBHOOK_SECRET, free_port, load_fixture, wait_until, webhook_headers
 from tests.factories import count, create_group, create_tenant
 from tests.fakes.evolution import FakeEvolution
 from tests.fakes.openai import FakeOpenAI
@@ -102,7 +102,7 @@ def text_message(message_id: str, body: str, *, from_me: bool = False) -> dict[s
 async def test_serve_runs_the_whole_product_on_a_fresh_directory(
     tmp_path: Path, evolution: FakeEvolution, llm: FakeOpenAI
 ) -> None:
-    headers = {"X-Webhook-Secret": WEBHOOK_SECRET}
+    headers = webhook_headers()
     async with serve(tmp_path, evolution, llm) as client:
         assert (tmp_path / ".intellizap" / "pgdata").is_dir()
         # The operator's side of the set-up: the frontend would write these rows.

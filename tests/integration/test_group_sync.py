@@ -11,12 +11,12 @@ from sqlalchemy import text
 from intellizap.app import Roles
 from intellizap.db.engine import Database
 from tests.conftest import (
-    WEBHOOK_SECRET,
     load_fixture,
     make_settings,
     run_cli,
     running_service,
     wait_until,
+    webhook_headers,
 )
 from tests.factories import create_group, create_tenant
 from tests.fakes.evolution import FakeEvolution
@@ -47,7 +47,7 @@ async def test_connection_open_and_group_events_sync_group_names(
         response = await client.post(
             "/webhooks/evolution",
             json=load_fixture(event),
-            headers={"X-Webhook-Secret": WEBHOOK_SECRET},
+            headers=webhook_headers(),
         )
         assert response.status_code == 200
 
@@ -72,7 +72,7 @@ async def test_closed_connection_does_not_sync(
         await client.post(
             "/webhooks/evolution",
             json=load_fixture("connection.update.close.json"),
-            headers={"X-Webhook-Secret": WEBHOOK_SECRET},
+            headers=webhook_headers(),
         )
         await asyncio.sleep(1)
     assert evolution.group_calls == []

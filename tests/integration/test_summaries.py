@@ -18,7 +18,7 @@ from sqlalchemy import text
 from intellizap.app import Roles
 from intellizap.db.engine import Database
 from intellizap.summaries.prompt import DATA_END, DATA_START
-from tests.conftest import WEBHOOK_SECRET, load_fixture, make_settings, running_service, wait_until
+from tests.conftest import load_fixture, make_settings, running_service, wait_until, webhook_headers
 from tests.factories import count, create_group, create_tenant
 from tests.fakes.evolution import FakeEvolution
 from tests.fakes.openai import FakeOpenAI
@@ -94,7 +94,7 @@ def resumo_command(*, from_me: bool = True, message_id: str = "CMD1") -> dict[st
 
 async def post(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
     response = await client.post(
-        "/webhooks/evolution", json=body, headers={"X-Webhook-Secret": WEBHOOK_SECRET}
+        "/webhooks/evolution", json=body, headers=webhook_headers(body["instance"])
     )
     assert response.status_code == 200, response.text
 

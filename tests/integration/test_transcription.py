@@ -14,7 +14,7 @@ from sqlalchemy import text
 from intellizap.app import Roles
 from intellizap.db.engine import Database
 from intellizap.settings import Settings
-from tests.conftest import WEBHOOK_SECRET, load_fixture, make_settings, running_service, wait_until
+from tests.conftest import load_fixture, make_settings, running_service, wait_until, webhook_headers
 from tests.factories import count, create_group, create_tenant
 from tests.fakes.audio import voice_note
 from tests.fakes.evolution import FakeEvolution
@@ -83,7 +83,7 @@ def voice_note_webhook(*, with_base64: bytes | None = None, seconds: int = 3) ->
 
 async def post(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
     response = await client.post(
-        "/webhooks/evolution", json=body, headers={"X-Webhook-Secret": WEBHOOK_SECRET}
+        "/webhooks/evolution", json=body, headers=webhook_headers(body["instance"])
     )
     assert response.status_code == 200, response.text
 

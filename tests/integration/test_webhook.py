@@ -13,13 +13,12 @@ from sqlalchemy import text
 
 from intellizap.db.engine import Database
 from intellizap.ingest.changes import apply_all_pending_changes
-from tests.conftest import WEBHOOK_SECRET, load_fixture, make_settings, running_service
+from tests.conftest import load_fixture, make_settings, running_service, webhook_headers
 from tests.factories import count, create_group, create_tenant, messages_of
 
 GROUP = "120363401234567890@g.us"
 OTHER_GROUP = "120363409876543210@g.us"
 SENT_AT = datetime.fromtimestamp(1761055392, UTC)
-AUTH = {"X-Webhook-Secret": WEBHOOK_SECRET}
 
 
 def in_group(
@@ -36,7 +35,8 @@ def in_group(
 
 
 async def post(client: httpx.AsyncClient, body: Any, **kwargs: Any) -> httpx.Response:
-    headers = kwargs.pop("headers", AUTH)
+    """POST ``body`` with the credentials Evolution sends for the body's instance."""
+    headers = kwargs.pop("headers", None) or webhook_headers(body["instance"])
     return await client.post("/webhooks/evolution", json=body, headers=headers, **kwargs)
 
 

@@ -1,29 +1,93 @@
-"""Webhook authentication.
+"""Webhook authentication, bound to one instance.
 
-Evolution has no body signature; what it can send is (reference §1.5): a custom header from the
-instance's ``headers`` (we use ``X-Webhook-Secret``, or ``?token=`` in the URL for the global
-webhook, which sends no custom headers), a short-lived HS256 JWT when ``headers`` contains
-``jwt_key`` (2.3+), and the body's ``apikey`` (the instance token, when Evolution exposes it).
-Any configured method that passes is enough. All comparisons are constant-time.
+Evolution has no body signature (reference §1.5). What it can send, and what each proves:
+
+- **transport credentials**, checked from the headers and the URL before the body is read:
+  ``X-Webhook-Instance: X`` with ``X-Webhook-Secret`` (or ``?instance=X&token=…``) carrying the
+  secret derived for X, or a ``Bearer`` JWT (Evolution >= 2.3, from ``jwt_key``) signed with the
+  key derived for X (:mod:`intellizap.ingest.credentials`). Valid for instance X only: the body's
+  ``instance`` must be X. The global webhook's token (``?token=``) is valid for every instance.
+  During a rollout, ``WEBHOOK_ACCEPT_SHARED_SECRET`` also accepts the old undivided
+  ``WEBHOOK_SECRET``/``WEBHOOK_JWT_KEY`` for every instance (see docs/security.md).
+- **the body's ``apikey``**: the instance token (when Evolution exposes it) proves the sender
+  holds the token of the body's instance — which its customer does, so it authenticates that
+  instance and no other; ``EVOLUTION_API_KEY`` (the v1 global webhook sends it) any instance.
+  It needs the body, so it is read under the budget for unauthenticated bodies
+  (:mod:`intellizap.ingest.bodies`), and a pre-scan of the raw bytes must find a matching key
+  before the body is parsed. ``WEBHOOK_APIKEY_AUTH=false`` turns the method off: then a request
+  without a transport credential is refused before its body is read.
+
+A presented transport credential that does not verify is refused at once (no fallback). All
+comparisons are constant-time.
 """
 
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
+from itertools import islice
 
 import jwt
 
+from intellizap.ingest.credentials import (
+    INSTANCE_HEADER,
+    INSTANCE_QUERY,
+    SECRET_HEADER,
+    TOKEN_QUERY,
+    decode_instance,
+    global_token,
+    instance_jwt_key,
+    instance_secret,
+)
+from intellizap.ingest.errors import NotAuthenticated
 from intellizap.settings import Settings
 
-SECRET_HEADER = "x-webhook-secret"  # noqa: S105 - a header name, not a secret
 JWT_LEEWAY_SECONDS = 60
+_INSTANCE_HEADER = INSTANCE_HEADER.lower()
+_SECRET_HEADER = SECRET_HEADER.lower()
+_MAX_CANDIDATES = 4
+# A key named "apikey"/"instance" with a plain string value, anywhere in the raw JSON. Inside a
+# JSON string every quote is escaped, so these only match real keys; the parsed envelope is
+# checked again afterwards, the scan only decides whether parsing is worth it.
+_APIKEY = re.compile(rb'"apikey"\s*:\s*"([^"\\]{1,512})"')
+_INSTANCE = re.compile(rb'"instance"\s*:\s*"([^"\\]{1,512})"')
+
+HOW_TO_AUTHENTICATE = (
+    "send the instance's credentials: the X-Webhook-Instance and X-Webhook-Secret headers (or "
+    "?instance=…&token=…), or a Bearer JWT with X-Webhook-Instance, as `intellizap webhook set "
+    "INSTANCE` configures them; or the instance's apikey in the body"
+)
 
 
 def _same(given: str | None, expected: str | None) -> bool:
     if not given or not expected:
         return False
     return hmac.compare_digest(given.encode(), expected.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class Transport:
+    """What the headers and URL of one request prove (before its body is read)."""
+
+    instance: str | None = None
+    """The one instance the credential is valid for; None with ``operator`` or none at all."""
+    operator: bool = False
+    """Valid for every instance: the global webhook's token (or, during the grace period, the
+    shared secret — then ``shared_secret`` is set too)."""
+    shared_secret: bool = False
+
+    @property
+    def authenticated(self) -> bool:
+        return self.operator or self.instance is not None
+
+    def covers(self, instance: str) -> bool:
+        """Whether this credential may deliver events of ``instance``."""
+        return self.operator or (self.instance is not None and self.instance == instance)
+
+
+NO_CREDENTIAL = Transport()
 
 
 class WebhookAuth:
@@ -37,35 +101,61 @@ class WebhookAuth:
         self._global_apikey = (
             settings.evolution_api_key.get_secret_value() if settings.evolution_api_key else None
         )
+        self._global_token = global_token(self._secret) if self._secret else None
+        self._accept_shared = settings.webhook_accept_shared_secret
+        self._apikey_method = settings.webhook_apikey_auth
 
     @property
     def transport_configured(self) -> bool:
-        """A shared secret or a JWT key is configured (production requires one)."""
+        """A webhook secret or a JWT key is configured (production requires one)."""
         return self._secret is not None or self._jwt_key is not None
 
-    def transport_ok(self, headers: Mapping[str, str], query: Mapping[str, str]) -> bool:
-        """The request carries the webhook secret or a valid JWT."""
-        if self._secret is not None and (
-            _same(headers.get(SECRET_HEADER), self._secret)
-            or _same(query.get("token"), self._secret)
-        ):
-            return True
-        if self._jwt_key is not None:
-            authorization = headers.get("authorization", "")
-            scheme, _, token = authorization.partition(" ")
-            if scheme.lower() == "bearer" and token:
-                try:
-                    jwt.decode(
-                        token.strip(),
-                        self._jwt_key,
-                        algorithms=["HS256"],
-                        options={"require": ["exp", "iat"]},
-                        leeway=JWT_LEEWAY_SECONDS,
-                    )
-                except jwt.PyJWTError:
-                    return False
-                return True
-        return False
+    @property
+    def nothing_configured(self) -> bool:
+        """Development with no credential of any kind: webhooks of tenants without an
+        Evolution token are accepted as they come."""
+        return not self.transport_configured and self._global_apikey is None
+
+    def transport(self, headers: Mapping[str, str], query: Mapping[str, str]) -> Transport:
+        """What the request's headers and URL prove. Raises :class:`NotAuthenticated` when
+        they carry a credential that does not verify, or when none is carried and the body's
+        apikey cannot authenticate (so the body is never read)."""
+        if not self.transport_configured:
+            return NO_CREDENTIAL  # nothing to check them against (development)
+        secrets = [s for s in (headers.get(_SECRET_HEADER), query.get(TOKEN_QUERY)) if s]
+        bearer = _bearer(headers.get("authorization", ""))
+        if not secrets and bearer is None:
+            if not self._apikey_method:
+                raise NotAuthenticated(f"no webhook credentials: {HOW_TO_AUTHENTICATE}")
+            return NO_CREDENTIAL
+        claimed = headers.get(_INSTANCE_HEADER)
+        instance = decode_instance(claimed) if claimed else query.get(INSTANCE_QUERY)
+        for secret in secrets:
+            if _same(secret, self._global_token):
+                return Transport(operator=True)
+            if instance and self._secret and _same(secret, instance_secret(self._secret, instance)):
+                return Transport(instance=instance)
+            if self._accept_shared and _same(secret, self._secret):
+                return Transport(operator=True, shared_secret=True)
+        if bearer is not None and self._jwt_key is not None:
+            if instance and _valid_jwt(bearer, instance_jwt_key(self._jwt_key, instance)):
+                return Transport(instance=instance)
+            if self._accept_shared and _valid_jwt(bearer, self._jwt_key):
+                return Transport(operator=True, shared_secret=True)
+        if not instance:
+            raise NotAuthenticated(
+                f"webhook credentials without {INSTANCE_HEADER}: credentials are per instance; "
+                f"{HOW_TO_AUTHENTICATE}"
+            )
+        raise NotAuthenticated(f"invalid webhook credentials: {HOW_TO_AUTHENTICATE}")
+
+    def check_instance(self, transport: Transport, instance: str) -> None:
+        """Refuse a transport credential used for another instance than the body's."""
+        if transport.authenticated and not transport.covers(instance):
+            raise NotAuthenticated(
+                "these webhook credentials belong to another instance than the body's "
+                "`instance`; each instance has its own (`intellizap webhook set INSTANCE`)"
+            )
 
     def apikey_ok(self, apikey: str | None, tenant_token: str | None) -> bool:
         """The body's ``apikey`` is the tenant's Evolution token or the global Evolution key."""
@@ -74,4 +164,40 @@ class WebhookAuth:
     def required_for(self, tenant_token: str | None) -> bool:
         """Whether any credential is configured for a request to this tenant. Only in
         development with nothing configured are webhooks accepted without one."""
-        return self.transport_configured or bool(tenant_token) or bool(self._global_apikey)
+        return not self.nothing_configured or bool(tenant_token)
+
+    def apikey_candidates(self, body: bytes) -> list[tuple[str, str]]:
+        """``(instance, apikey)`` pairs that the raw body may carry, from a scan that builds no
+        JSON objects (an unauthenticated body is never parsed unless a pair verifies)."""
+        if not self._apikey_method:
+            return []
+        keys = [m[1] for m in islice(_APIKEY.finditer(body), _MAX_CANDIDATES)]
+        if not keys:
+            return []
+        instances = [m[1] for m in islice(_INSTANCE.finditer(body), _MAX_CANDIDATES)]
+        return [
+            (instance.decode(errors="replace"), key.decode(errors="replace"))
+            for instance in instances
+            for key in keys
+        ]
+
+
+def _bearer(authorization: str) -> str | None:
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+def _valid_jwt(token: str, key: str) -> bool:
+    try:
+        jwt.decode(
+            token,
+            key,
+            algorithms=["HS256"],
+            options={"require": ["exp", "iat"]},
+            leeway=JWT_LEEWAY_SECONDS,
+        )
+    except jwt.PyJWTError:
+        return False
+    return True

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from intellizap.evolution.payloads import PayloadError, parse_envelope, parse_events
-from intellizap.ingest.auth import WebhookAuth
-from intellizap.ingest.errors import BodyTooLarge, Flooded, MalformedBody, NotAuthenticated
+from intellizap.evolution.payloads import Envelope, parse_envelope, parse_events
+from intellizap.ingest.auth import HOW_TO_AUTHENTICATE, Transport, WebhookAuth
+from intellizap.ingest.bodies import BodyBudget, Hold, declared_size, read_body
+from intellizap.ingest.errors import Flooded, MalformedBody, NotAuthenticated, WebhookRejected
 from intellizap.ingest.flood import FloodGuard
 from intellizap.ingest.metrics import WEBHOOKS
 from intellizap.ingest.service import IngestService
 from intellizap.logging import get_logger
-from intellizap.tenants.directory import TenantDirectory
+from intellizap.tenants.directory import TenantDirectory, TenantInfo
 
 log = get_logger(__name__)
 
@@ -31,61 +33,71 @@ class WebhookDependencies:
         flood: FloodGuard,
         directory: TenantDirectory,
         service: IngestService,
+        bodies: BodyBudget,
         max_bytes: int,
     ) -> None:
         self.auth = auth
         self.flood = flood
         self.directory = directory
         self.service = service
+        self.bodies = bodies
         self.max_bytes = max_bytes
+        self.on_shared_secret: set[str] = set()
+        """Instances seen with the shared secret (grace period), each logged once."""
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(f"body of {declared} bytes exceeds the limit of {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _query_token(request: Request) -> dict[str, str]:
-    # Evolution appends the by-events suffix to the URL as a plain string, so a global webhook
-    # URL `…/evolution?token=SECRET` is called as `…/evolution?token=SECRET/messages-upsert`.
-    token = request.query_params.get("token")
-    return {"token": token.split("/", 1)[0]} if token else {}
+def _query(request: Request) -> dict[str, str]:
+    raw: bytes = request.scope.get("query_string", b"")
+    if not raw:
+        return {}
+    # Evolution appends the by-events suffix to the URL as a plain string, so `…?token=T` is
+    # called as `…?token=T/messages-upsert`. Our values never hold a literal "/" (instance
+    # names are percent-encoded, tokens are base64url): everything from the first one is the
+    # suffix.
+    return dict(parse_qsl(raw.split(b"/", 1)[0].decode("latin-1")))
 
 
 async def evolution_webhook(request: Request) -> JSONResponse:
     """Receive one Evolution event (single-URL or "webhook by events" mode).
 
     200: stored, duplicate or deliberately ignored. 400/422: malformed (Evolution does not
-    retry). 401: bad credentials. 413: too large. 429: flood. 503: database unreachable (Evolution
-    retries; nothing is acknowledged that was not committed).
+    retry). 401: bad credentials, or credentials of another instance. 408: an unauthenticated body
+    too slow. 413: too large. 429: flood. 503: too many bodies in memory, or database unreachable
+    (Evolution retries; nothing is acknowledged that was not committed).
     """
     deps: WebhookDependencies = request.app.state.webhook
     received_at = datetime.now(UTC)
-    body = await _read_body(request, deps.max_bytes)
-    transport_ok = deps.auth.transport_ok(request.headers, _query_token(request))
+    body_read = False
     try:
-        envelope = parse_envelope(orjson.loads(body))
-    except (orjson.JSONDecodeError, PayloadError) as exc:
-        if not transport_ok and deps.auth.required_for(None):
-            # Unauthenticated callers learn nothing about what we accept.
-            raise _not_authenticated() from exc
-        if isinstance(exc, orjson.JSONDecodeError):
-            raise MalformedBody(f"body is not valid JSON: {exc.msg}") from exc
+        transport = deps.auth.transport(request.headers, _query(request))
+        size = declared_size(request, deps.max_bytes)
+        unauthenticated = not transport.authenticated
+        async with deps.bodies.hold(
+            size, instance=transport.instance, unauthenticated=unauthenticated
+        ) as hold:
+            body = await read_body(request, deps.max_bytes, unauthenticated=unauthenticated)
+            body_read = True
+            return await _handle(deps, transport, hold, body, received_at)
+    except WebhookRejected as exc:
+        exc.unread_body = not body_read
         raise
-    tenant = await deps.directory.get(envelope.instance)
-    if not transport_ok:
-        token = tenant.evolution_token if tenant else None
-        if not deps.auth.apikey_ok(envelope.apikey, token) and deps.auth.required_for(token):
-            raise _not_authenticated()
+
+
+async def _handle(
+    deps: WebhookDependencies,
+    transport: Transport,
+    hold: Hold,
+    body: bytes,
+    received_at: datetime,
+) -> JSONResponse:
+    if transport.authenticated:
+        envelope = _parse(body)
+        deps.auth.check_instance(transport, envelope.instance)
+        tenant = await deps.directory.get(envelope.instance)
+        if transport.shared_secret:
+            _note_shared_secret(deps, envelope.instance)
+    else:
+        envelope, tenant = await _authenticate_by_body(deps, hold, body)
     if not deps.flood.allow(envelope.instance):
         raise Flooded(f"too many webhooks for instance {envelope.instance!r}; slow down")
     events = parse_events(envelope, received_at)
@@ -94,11 +106,53 @@ async def evolution_webhook(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "events": dict(report.outcomes)})
 
 
+async def _authenticate_by_body(
+    deps: WebhookDependencies, hold: Hold, body: bytes
+) -> tuple[Envelope, TenantInfo | None]:
+    """The body's ``apikey`` method. The raw bytes are scanned first: a body is parsed only
+    when it names an instance and a key that match, so unauthenticated callers learn nothing
+    about what we accept and cost no parsing."""
+    auth = deps.auth
+    if auth.nothing_configured:
+        envelope = _parse(body)
+        tenant = await deps.directory.get(envelope.instance)
+        token = tenant.evolution_token if tenant else None
+        if auth.required_for(token) and not auth.apikey_ok(envelope.apikey, token):
+            raise _not_authenticated()
+        return envelope, tenant
+    for instance, apikey in auth.apikey_candidates(body):
+        tenant = await deps.directory.get(instance)
+        if auth.apikey_ok(apikey, tenant.evolution_token if tenant else None):
+            break
+    else:
+        raise _not_authenticated()
+    await deps.bodies.authenticated(hold)
+    envelope = _parse(body)
+    tenant = await deps.directory.get(envelope.instance)
+    if not auth.apikey_ok(envelope.apikey, tenant.evolution_token if tenant else None):
+        raise _not_authenticated()
+    return envelope, tenant
+
+
+def _parse(body: bytes) -> Envelope:
+    try:
+        return parse_envelope(orjson.loads(body))
+    except orjson.JSONDecodeError as exc:
+        raise MalformedBody(f"body is not valid JSON: {exc.msg}") from exc
+
+
+def _note_shared_secret(deps: WebhookDependencies, instance: str) -> None:
+    if instance not in deps.on_shared_secret:
+        deps.on_shared_secret.add(instance)
+        log.warning(
+            "webhook authenticated with the shared WEBHOOK_SECRET (grace period): run "
+            "`intellizap webhook set` for this instance",
+            instancia=instance,
+        )
+
+
 def _not_authenticated() -> NotAuthenticated:
-    return NotAuthenticated(
-        "missing or invalid webhook credentials: send the X-Webhook-Secret header (or ?token=), "
-        "a Bearer JWT signed with WEBHOOK_JWT_KEY, or the instance's apikey in the body"
-    )
+    return NotAuthenticated(f"missing or invalid webhook credentials: {HOW_TO_AUTHENTICATE}")
 
 
 #: Plain Starlette routes, not FastAPI's: this is the hot path, and FastAPI's dependency

@@ -4,6 +4,10 @@
 class WebhookRejected(Exception):
     """Base class: the message is safe to show to the caller."""
 
+    unread_body = False
+    """Refused before the body was read: the connection is closed after the answer, so the
+    client stops sending (and we stop receiving) the rest."""
+
 
 class BodyTooLarge(WebhookRejected):
     """The body exceeds ``WEBHOOK_MAX_BYTES`` (413)."""
@@ -17,5 +21,13 @@ class NotAuthenticated(WebhookRejected):
     """No configured credential matched (401)."""
 
 
+class BodyTimeout(WebhookRejected):
+    """An unauthenticated body did not arrive in time (408)."""
+
+
 class Flooded(WebhookRejected):
     """The instance sends more than ``WEBHOOK_RATE_PER_INSTANCE`` requests per second (429)."""
+
+
+class Overloaded(WebhookRejected):
+    """The bodies in memory already fill their budget (503; Evolution retries)."""

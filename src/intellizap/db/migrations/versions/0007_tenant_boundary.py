@@ -187,10 +187,14 @@ def upgrade() -> None:
     if not supabase:
         return
     op.execute(PLATFORM_COLUMNS_GUARD)
-    queue_tables = bind.exec_driver_sql(
-        "SELECT tablename FROM pg_tables"
-        " WHERE schemaname = current_schema() AND tablename LIKE 'procrastinate%%'"
-    ).scalars().all()
+    queue_tables = (
+        bind.exec_driver_sql(
+            "SELECT tablename FROM pg_tables"
+            " WHERE schemaname = current_schema() AND tablename LIKE 'procrastinate%%'"
+        )
+        .scalars()
+        .all()
+    )
     # Customer tables start from nothing too: then exactly the matrix is granted back.
     for table in (*INTERNAL_TABLES, *queue_tables, *CUSTOMER_TABLES):
         lock_down_internal_table(table)
