@@ -19,6 +19,7 @@ from intellizap.commands.common import (
     tenant_or_exit,
     with_database,
 )
+from intellizap.commands.webhook import webhook_cli
 from intellizap.db import migrate as migrations
 from intellizap.db.engine import Database
 from intellizap.logging import get_logger
@@ -93,6 +94,7 @@ def migrate() -> None:
 
 groups_cli = typer.Typer(help="WhatsApp groups of a tenant.", no_args_is_help=True)
 cli.add_typer(groups_cli, name="grupos")
+cli.add_typer(webhook_cli, name="webhook")
 
 
 @groups_cli.command("sync")

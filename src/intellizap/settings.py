@@ -22,8 +22,14 @@ _MIN_SECRET_LENGTH = 16
 class Settings(BaseSettings):
     """Configuration from the environment and an optional ``.env`` file."""
 
+    # An empty variable (`WEBHOOK_SECRET=` in a compose file) is unset, never an empty secret:
+    # credentials derived from an empty key would be anyone's to compute.
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        env_ignore_empty=True,
     )
 
     # -- application --------------------------------------------------------------------------
@@ -150,6 +156,12 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown IANA time zone {value!r} (e.g. America/Sao_Paulo)") from exc
         return value
+
+    @field_validator("evolution_api_version", mode="before")
+    @classmethod
+    def _version_from_text(cls, value: object) -> object:
+        # The environment gives "1"/"2"; a Literal of ints does not coerce text by itself.
+        return int(value) if isinstance(value, str) and value.strip() in ("1", "2") else value
 
     @field_validator("evolution_api_url", "openai_base_url", "supabase_url", "public_url")
     @classmethod

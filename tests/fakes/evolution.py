@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from tests.fakes._server import FakeServer, Gate, Handler, RecordedRequest
+from tests.fakes.evolution_webhooks import WebhookEndpoints
 
 __all__ = [
     "NOT_ON_WHATSAPP",
@@ -92,7 +93,7 @@ class Media:
     media_type: str
 
 
-class FakeEvolution(FakeServer):
+class FakeEvolution(WebhookEndpoints, FakeServer):
     def __init__(self) -> None:
         self.valid_keys: set[str] = set()  # empty: any non-empty key is accepted
         self.instances: set[str] = set()  # empty: every instance exists
@@ -102,6 +103,11 @@ class FakeEvolution(FakeServer):
         self._sent: list[SentText] = []
         self._downloads: list[dict[str, Any]] = []
         self._group_calls: list[dict[str, Any]] = []
+        # Webhook configuration (/webhook/set, /webhook/find): tests/fakes/evolution_webhooks.py
+        self.api_version = 2  # 1: Evolution 1.8's flat snake_case bodies
+        self.keeps_webhook_headers = True  # False: v2 older than 2.2, which drops them
+        self.instance_tokens: dict[str, str] = {}  # token -> the only instance it works for
+        self.webhooks: dict[str, dict[str, Any]] = {}
         super().__init__()
 
     def routes(self) -> list[tuple[str, str, Handler]]:
@@ -110,6 +116,7 @@ class FakeEvolution(FakeServer):
             ("POST", "/chat/getBase64FromMediaMessage/{instance}", self._get_base64),
             ("GET", "/group/fetchAllGroups/{instance}", self._fetch_all_groups),
             ("GET", "/group/findGroupInfos/{instance}", self._find_group_infos),
+            *self.webhook_routes(),
         ]
 
     # --- test API ------------------------------------------------------------------------------

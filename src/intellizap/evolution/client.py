@@ -24,6 +24,7 @@ from intellizap.evolution.errors import (
     NotAuthorized,
     NotOnWhatsApp,
 )
+from intellizap.evolution.webhooks import WebhookConfig, parse_found, set_body
 from intellizap.logging import get_logger
 from intellizap.settings import Settings
 
@@ -201,6 +202,21 @@ class EvolutionClient:
         if retry_after and retry_after.isdigit():
             delay = max(delay, min(float(retry_after), 30.0))
         await asyncio.sleep(delay)
+
+    # -- webhook configuration (`intellizap webhook`) ------------------------------------------
+
+    async def set_webhook(
+        self, instance: str, config: WebhookConfig, *, token: str | None = None
+    ) -> None:
+        """Point ``instance``'s webhook at ``config`` (idempotent: it replaces the previous)."""
+        body = set_body(config, self._api_version)
+        await self._request("POST", f"/webhook/set/{_path(instance)}", token, json=body)
+
+    async def find_webhook(
+        self, instance: str, *, token: str | None = None
+    ) -> WebhookConfig | None:
+        """``instance``'s webhook as Evolution stored it; None when it has none."""
+        return parse_found(await self._request("GET", f"/webhook/find/{_path(instance)}", token))
 
 
 def _path(value: str) -> str:

@@ -17,10 +17,13 @@ from intellizap.ingest.errors import Flooded, MalformedBody, NotAuthenticated, W
 from intellizap.ingest.flood import FloodGuard
 from intellizap.ingest.metrics import WEBHOOKS
 from intellizap.ingest.service import IngestService
+from intellizap.ingest.subscription import PATH
 from intellizap.logging import get_logger
 from intellizap.tenants.directory import TenantDirectory, TenantInfo
 
 log = get_logger(__name__)
+
+__all__ = ["PATH", "WebhookDependencies", "evolution_webhook", "routes"]
 
 
 class WebhookDependencies:
@@ -158,7 +161,6 @@ def _not_authenticated() -> NotAuthenticated:
 #: Plain Starlette routes, not FastAPI's: this is the hot path, and FastAPI's dependency
 #: injection and request wrapping cost more CPU than the whole ingest (bench/ingest.py). Errors
 #: are still mapped to HTTP by the application's handlers (``intellizap.app``).
-PATH = "/webhooks/evolution"
 routes = [
     Route(PATH, evolution_webhook, methods=["POST"]),
     # Evolution's "webhook by events" mode appends the event: /messages-upsert (or //… when the

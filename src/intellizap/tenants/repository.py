@@ -46,3 +46,19 @@ async def tenant_by_id(database: Database, tenant_id: uuid.UUID) -> TenantAccoun
 
 async def tenant_by_instance(database: Database, instance: str) -> TenantAccount:
     return await _one(database, _BY_INSTANCE, {"instance": instance})
+
+
+_ALL = text(
+    'SELECT id, instancia, evolution_token, "key-openai" FROM usuarios'
+    " WHERE instancia IS NOT NULL AND instancia <> '' ORDER BY instancia"
+)
+
+
+async def all_tenants(database: Database) -> list[TenantAccount]:
+    """Every tenant with an instance, by instance name (operator commands over all of them)."""
+    async with database.session() as session:
+        rows = (await session.execute(_ALL)).all()
+    return [
+        TenantAccount(id=r[0], instance=r[1], evolution_token=r[2] or None, openai_key=r[3] or None)
+        for r in rows
+    ]
