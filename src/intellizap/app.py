@@ -125,6 +125,7 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
                 unauthenticated_bytes=settings.webhook_unauthenticated_budget_bytes,
             ),
             max_bytes=settings.webhook_max_bytes,
+            unauthenticated_read_seconds=settings.webhook_unauthenticated_read_seconds,
         )
         if not settings.is_production and not webhook_auth.transport_configured:
             log.warning("webhook authentication is off (development): set WEBHOOK_SECRET")
@@ -184,9 +185,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         status = next(code for kind, code in STATUS_CODES.items() if isinstance(exc, kind))
         WEBHOOKS.labels(status=str(status)).inc()
         log.info("webhook refused", status=status, reason=str(exc), path=request.url.path)
+        # A refusal before the body was read keeps the connection: the server discards the
+        # rest as it arrives (memory stays flat), and the client reads its answer. Closing
+        # with unread data would reset the connection, and Evolution retries a reset.
         headers = {"Retry-After": "5"} if status == 503 else {}
-        if getattr(exc, "unread_body", False):
-            headers["Connection"] = "close"  # the client stops sending a body nobody reads
         return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
 
     async def unavailable(request: Request, exc: Exception) -> JSONResponse:

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
         ge=1024,
         description="bodies held only to check their apikey; beyond it: 503 at once",
     )
+    webhook_unauthenticated_read_seconds: float = Field(
+        default=30.0, gt=0, le=600, description="an unauthenticated body slower than this: 408"
+    )
     public_url: str | None = Field(
         default=None,
         description="the service's URL as Evolution reaches it (`intellizap webhook` uses it)",

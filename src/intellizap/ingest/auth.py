@@ -166,7 +166,7 @@ class WebhookAuth:
         development with nothing configured are webhooks accepted without one."""
         return not self.nothing_configured or bool(tenant_token)
 
-    def apikey_candidates(self, body: bytes) -> list[tuple[str, str]]:
+    def apikey_candidates(self, body: bytes | bytearray) -> list[tuple[str, str]]:
         """``(instance, apikey)`` pairs that the raw body may carry, from a scan that builds no
         JSON objects (an unauthenticated body is never parsed unless a pair verifies)."""
         if not self._apikey_method:

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from intellizap.evolution.payloads import Envelope, parse_envelope, parse_events
 from intellizap.ingest.auth import HOW_TO_AUTHENTICATE, Transport, WebhookAuth
 from intellizap.ingest.bodies import BodyBudget, Hold, declared_size, read_body
-from intellizap.ingest.errors import Flooded, MalformedBody, NotAuthenticated, WebhookRejected
+from intellizap.ingest.errors import Flooded, MalformedBody, NotAuthenticated
 from intellizap.ingest.flood import FloodGuard
 from intellizap.ingest.metrics import WEBHOOKS
 from intellizap.ingest.service import IngestService
@@ -38,6 +38,7 @@ class WebhookDependencies:
         service: IngestService,
         bodies: BodyBudget,
         max_bytes: int,
+        unauthenticated_read_seconds: float,
     ) -> None:
         self.auth = auth
         self.flood = flood
@@ -45,6 +46,7 @@ class WebhookDependencies:
         self.service = service
         self.bodies = bodies
         self.max_bytes = max_bytes
+        self.unauthenticated_read_seconds = unauthenticated_read_seconds
         self.on_shared_secret: set[str] = set()
         """Instances seen with the shared secret (grace period), each logged once."""
 
@@ -70,27 +72,22 @@ async def evolution_webhook(request: Request) -> JSONResponse:
     """
     deps: WebhookDependencies = request.app.state.webhook
     received_at = datetime.now(UTC)
-    body_read = False
-    try:
-        transport = deps.auth.transport(request.headers, _query(request))
-        size = declared_size(request, deps.max_bytes)
-        unauthenticated = not transport.authenticated
-        async with deps.bodies.hold(
-            size, instance=transport.instance, unauthenticated=unauthenticated
-        ) as hold:
-            body = await read_body(request, deps.max_bytes, unauthenticated=unauthenticated)
-            body_read = True
-            return await _handle(deps, transport, hold, body, received_at)
-    except WebhookRejected as exc:
-        exc.unread_body = not body_read
-        raise
+    transport = deps.auth.transport(request.headers, _query(request))
+    size = declared_size(request, deps.max_bytes)
+    unauthenticated = not transport.authenticated
+    async with deps.bodies.hold(
+        size, instance=transport.instance, unauthenticated=unauthenticated
+    ) as hold:
+        deadline = deps.unauthenticated_read_seconds if unauthenticated else None
+        body = await read_body(request, deps.max_bytes, deadline_seconds=deadline)
+        return await _handle(deps, transport, hold, body, received_at)
 
 
 async def _handle(
     deps: WebhookDependencies,
     transport: Transport,
     hold: Hold,
-    body: bytes,
+    body: bytes | bytearray,
     received_at: datetime,
 ) -> JSONResponse:
     if transport.authenticated:
@@ -110,7 +107,7 @@ async def _handle(
 
 
 async def _authenticate_by_body(
-    deps: WebhookDependencies, hold: Hold, body: bytes
+    deps: WebhookDependencies, hold: Hold, body: bytes | bytearray
 ) -> tuple[Envelope, TenantInfo | None]:
     """The body's ``apikey`` method. The raw bytes are scanned first: a body is parsed only
     when it names an instance and a key that match, so unauthenticated callers learn nothing
@@ -137,7 +134,7 @@ async def _authenticate_by_body(
     return envelope, tenant
 
 
-def _parse(body: bytes) -> Envelope:
+def _parse(body: bytes | bytearray) -> Envelope:
     try:
         return parse_envelope(orjson.loads(body))
     except orjson.JSONDecodeError as exc:

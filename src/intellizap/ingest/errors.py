@@ -4,10 +4,6 @@
 class WebhookRejected(Exception):
     """Base class: the message is safe to show to the caller."""
 
-    unread_body = False
-    """Refused before the body was read: the connection is closed after the answer, so the
-    client stops sending (and we stop receiving) the rest."""
-
 
 class BodyTooLarge(WebhookRejected):
     """The body exceeds ``WEBHOOK_MAX_BYTES`` (413)."""
