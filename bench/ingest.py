@@ -51,6 +51,7 @@ import psycopg
 
 from intellizap.db import migrate
 from intellizap.db.embedded import EmbeddedPostgres
+from intellizap.ingest.credentials import instance_secret
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -59,6 +60,8 @@ RESULTS_DIR = BENCH_DIR / "results"
 
 INSTANCE = "bench"
 SECRET = "bench-webhook-secret-0123456789"  # noqa: S105 - a throwaway local secret
+# What Evolution sends once `intellizap webhook set bench` configured the instance.
+INSTANCE_SECRET = instance_secret(SECRET, INSTANCE)
 PATH = "/webhooks/evolution"
 TARGET_RATIO = 1.2
 TARGET_P99_MS = 50.0
@@ -214,7 +217,11 @@ def smoke_test(server: Server, template: BodyTemplate, jid: str) -> dict[str, An
     response = httpx.post(
         f"{server.base_url}{PATH}",
         content=template.body(jid, f"smoke-{server.name}-{uuid.uuid4().hex}"),
-        headers={"Content-Type": "application/json", "X-Webhook-Secret": SECRET},
+        headers={
+            "Content-Type": "application/json",
+            "X-Webhook-Instance": INSTANCE,
+            "X-Webhook-Secret": INSTANCE_SECRET,
+        },
         timeout=10,
         trust_env=False,  # loopback only, never through a proxy
     )
@@ -233,7 +240,11 @@ local jids = { @JIDS@ }
 local head = [==[@HEAD@]==]
 local mid = [==[@MID@]==]
 local tail = [==[@TAIL@]==]
-local headers = { ["Content-Type"] = "application/json", ["X-Webhook-Secret"] = "@SECRET@" }
+local headers = {
+  ["Content-Type"] = "application/json",
+  ["X-Webhook-Instance"] = "@INSTANCE@",
+  ["X-Webhook-Secret"] = "@SECRET@",
+}
 local threads = 0
 local counter = 0
 local prefix = ""
@@ -273,7 +284,8 @@ def wrk_script(tag: str, template: BodyTemplate, jids: list[str]) -> str:
         "@HEAD@": template.head,
         "@MID@": template.mid,
         "@TAIL@": template.tail,
-        "@SECRET@": SECRET,
+        "@INSTANCE@": INSTANCE,
+        "@SECRET@": INSTANCE_SECRET,
         "@PATH@": PATH,
     }
     script = _LUA
@@ -475,7 +487,8 @@ def run_open_loop(
 ) -> dict[str, Any]:
     request_head = (
         f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
-        f"Content-Type: application/json\r\nX-Webhook-Secret: {SECRET}\r\n"
+        f"Content-Type: application/json\r\nX-Webhook-Instance: {INSTANCE}\r\n"
+        f"X-Webhook-Secret: {INSTANCE_SECRET}\r\n"
     )
 
     def build(n: int) -> bytes:

@@ -129,10 +129,11 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
         )
         if not settings.is_production and not webhook_auth.transport_configured:
             log.warning("webhook authentication is off (development): set WEBHOOK_SECRET")
-        if settings.webhook_accept_shared_secret:
+        if settings.webhook_legacy_secret or settings.webhook_legacy_jwt_key:
             log.warning(
-                "WEBHOOK_ACCEPT_SHARED_SECRET is on: the shared webhook secret is accepted for "
-                "every instance until you run `intellizap webhook set --all` and turn it off"
+                "WEBHOOK_LEGACY_SECRET/WEBHOOK_LEGACY_JWT_KEY are set: the old shared webhook "
+                "credentials are accepted for every instance; run `intellizap webhook set --all`, "
+                "then unset them"
             )
         # Everything built so far (modules, pools, caches) lives as long as the process: take it
         # out of the collector's generations so collections stop re-scanning it (bench/ingest.py:

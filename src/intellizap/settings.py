@@ -59,10 +59,13 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     webhook_jwt_key: SecretStr | None = None
     webhook_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
-    webhook_accept_shared_secret: bool = Field(
-        default=False,
-        description="rollout grace period: also accept the undivided WEBHOOK_SECRET/JWT key for "
-        "every instance (docs/security.md); turn off once `intellizap webhook set --all` ran",
+    webhook_legacy_secret: SecretStr | None = Field(
+        default=None,
+        description="rollout grace period: the old shared webhook secret, accepted for every "
+        "instance while set (docs/security.md); WEBHOOK_SECRET must then be a new one",
+    )
+    webhook_legacy_jwt_key: SecretStr | None = Field(
+        default=None, description="rollout grace period: the old shared JWT key, likewise"
     )
     webhook_apikey_auth: bool = Field(
         default=True,
@@ -206,6 +209,8 @@ class Settings(BaseSettings):
             for value in (
                 self.webhook_secret,
                 self.webhook_jwt_key,
+                self.webhook_legacy_secret,
+                self.webhook_legacy_jwt_key,
                 self.evolution_api_key,
                 self.openai_api_key,
                 self.supabase_service_key,
@@ -219,6 +224,26 @@ class Settings(BaseSettings):
                 secrets.append(password)
         return secrets
 
+    def _legacy_problems(self) -> list[str]:
+        """The old shared secrets were shown to every customer (Evolution's /webhook/find): the
+        per-instance credentials must come from new master secrets."""
+        problems = []
+        for current, legacy, name in (
+            (self.webhook_secret, self.webhook_legacy_secret, "SECRET"),
+            (self.webhook_jwt_key, self.webhook_legacy_jwt_key, "JWT_KEY"),
+        ):
+            if (
+                current is not None
+                and legacy is not None
+                and current.get_secret_value() == legacy.get_secret_value()
+            ):
+                problems.append(
+                    f"WEBHOOK_{name} equals WEBHOOK_LEGACY_{name}: every customer could read the "
+                    f"old shared value, and the per-instance credentials are derived from "
+                    f"WEBHOOK_{name}; set WEBHOOK_{name} to a new random value (docs/security.md)"
+                )
+        return problems
+
     def production_problems(self) -> list[str]:
         """What makes this configuration unsafe for production, each with what to set."""
         if not self.is_production:
@@ -229,6 +254,7 @@ class Settings(BaseSettings):
                 "webhook authentication is off: set WEBHOOK_SECRET (sent by Evolution in the "
                 "X-Webhook-Secret header) and/or WEBHOOK_JWT_KEY (Evolution >= 2.3 jwt_key)"
             )
+        problems += self._legacy_problems()
         for name, value in (
             ("WEBHOOK_SECRET", self.webhook_secret),
             ("WEBHOOK_JWT_KEY", self.webhook_jwt_key),

@@ -162,37 +162,43 @@ async def test_evolution_jwt_is_verified_with_the_instances_own_key(
     assert statuses == {name: 200 if name == "own key" else 401 for name in attempts}
 
 
-async def test_the_grace_period_accepts_the_shared_secret_for_every_instance(
+OLD_SECRET = "the-old-shared-secret-every-customer-saw"
+OLD_JWT_KEY = "the-old-shared-jwt-key-every-customer-saw"
+
+
+async def test_the_grace_period_accepts_the_old_shared_secret_for_every_instance(
     clean_database: Database, database_url: str, tenant: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings = make_settings(
-        database_url, webhook_jwt_key=JWT_KEY, webhook_accept_shared_secret=True
+        database_url,
+        webhook_jwt_key=JWT_KEY,
+        webhook_legacy_secret=OLD_SECRET,
+        webhook_legacy_jwt_key=OLD_JWT_KEY,
     )
-    body = message()
-    body["apikey"] = None
     async with running_service(settings) as client:
+
+        async def post(message_id: str, headers: dict[str, str], path: str = "") -> int:
+            response = await client.post(
+                f"/webhooks/evolution{path}", json=message(message_id), headers=headers
+            )
+            return response.status_code
+
         old_ways = [
-            await client.post(
-                "/webhooks/evolution",
-                json=message("OLD1"),
-                headers={"X-Webhook-Secret": WEBHOOK_SECRET},
-            ),
-            await client.post(f"/webhooks/evolution?token={WEBHOOK_SECRET}", json=message("OLD2")),
-            await client.post(
-                "/webhooks/evolution",
-                json=message("OLD3"),
-                headers=jwt_headers(JWT_KEY, instance=None),
-            ),
+            await post("OLD1", {"X-Webhook-Secret": OLD_SECRET}),
+            await post("OLD2", {}, f"?token={OLD_SECRET}"),
+            await post("OLD3", jwt_headers(OLD_JWT_KEY, instance=None)),
         ]
-        new_way = await client.post("/webhooks/evolution", json=message("NEW1"), headers=AUTH)
-        wrong = await client.post(
-            "/webhooks/evolution", json=message("BAD1"), headers={"X-Webhook-Secret": "wrong"}
+        new_way = await post("NEW1", AUTH)
+        # Whoever saw the old secret cannot derive the new credentials from it.
+        derived_from_old = await post("BAD1", webhook_headers(secret=OLD_SECRET))
+        old_jwt_derivation = await post(
+            "BAD2", jwt_headers(instance_jwt_key(OLD_JWT_KEY, "acme-support"))
         )
-    assert [r.status_code for r in old_ways] == [200, 200, 200]
-    assert (new_way.status_code, wrong.status_code) == (200, 401)
+    assert old_ways == [200, 200, 200]
+    assert (new_way, derived_from_old, old_jwt_derivation) == (200, 401, 401)
     assert await count(clean_database, "SELECT count(*) FROM mensagens") == 4
-    # The operator is told which instances still use the shared secret, once each.
-    assert capsys.readouterr().out.count("authenticated with the shared WEBHOOK_SECRET") == 1
+    # The operator is told which instances still use the old secret, once each.
+    assert capsys.readouterr().out.count("authenticated with the legacy shared secret") == 1
 
 
 async def test_body_apikey_matching_the_instance_token_authenticates(
@@ -450,7 +456,8 @@ def fuzz_server(database_url: str) -> Iterator[str]:
 )
 @given(body=bodies)
 def test_no_generated_payload_yields_a_server_error(fuzz_server: str, body: Any) -> None:
+    # The global webhook's token: valid whatever instance the generated body names.
     response = httpx.post(
-        f"{fuzz_server}/webhooks/evolution", content=orjson.dumps(body), headers=AUTH, timeout=10
+        f"{fuzz_server}/webhooks/evolution?token={GLOBAL}", content=orjson.dumps(body), timeout=10
     )
     assert response.status_code in (200, 400, 422), response.text

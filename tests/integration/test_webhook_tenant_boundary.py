@@ -20,7 +20,7 @@ import pytest
 from intellizap.db.engine import Database
 from intellizap.evolution.client import EvolutionClient
 from intellizap.ingest.subscription import instance_webhook
-from tests.conftest import WEBHOOK_SECRET, load_fixture, make_settings, running_service
+from tests.conftest import load_fixture, make_settings, running_service
 from tests.factories import count, create_group, create_tenant, messages_of
 from tests.fakes.evolution import FakeEvolution
 
@@ -201,9 +201,10 @@ async def test_the_grace_period_still_trusts_the_shared_secret_until_it_ends(
     """Why the grace period must be short: an instance still configured with the old shared
     secret shows it to its customer, and it opens every instance."""
     group = victim_with_a_message
-    old_config = {"X-Webhook-Secret": WEBHOOK_SECRET}
+    old_secret = "the-old-shared-secret-every-customer-saw"
+    old_config = {"X-Webhook-Secret": old_secret}
     body = forged_bodies()["message"]
-    grace = settings_for(database_url, evolution, webhook_accept_shared_secret=True)
+    grace = settings_for(database_url, evolution, webhook_legacy_secret=old_secret)
     async with running_service(grace) as client:
         during = await client.post("/webhooks/evolution", json=body, headers=old_config)
     async with running_service(settings_for(database_url, evolution)) as client:

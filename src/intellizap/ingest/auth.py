@@ -7,8 +7,8 @@ Evolution has no body signature (reference §1.5). What it can send, and what ea
   secret derived for X, or a ``Bearer`` JWT (Evolution >= 2.3, from ``jwt_key``) signed with the
   key derived for X (:mod:`intellizap.ingest.credentials`). Valid for instance X only: the body's
   ``instance`` must be X. The global webhook's token (``?token=``) is valid for every instance.
-  During a rollout, ``WEBHOOK_ACCEPT_SHARED_SECRET`` also accepts the old undivided
-  ``WEBHOOK_SECRET``/``WEBHOOK_JWT_KEY`` for every instance (see docs/security.md).
+  During a rollout, ``WEBHOOK_LEGACY_SECRET``/``WEBHOOK_LEGACY_JWT_KEY`` (the old shared
+  secret and JWT key) are also accepted, for every instance (see docs/security.md).
 - **the body's ``apikey``**: the instance token (when Evolution exposes it) proves the sender
   holds the token of the body's instance — which its customer does, so it authenticates that
   instance and no other; ``EVOLUTION_API_KEY`` (the v1 global webhook sends it) any instance.
@@ -26,8 +26,9 @@ from __future__ import annotations
 import hmac
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from functools import lru_cache, partial
 from itertools import islice
+from typing import NamedTuple
 
 import jwt
 
@@ -45,6 +46,7 @@ from intellizap.ingest.errors import NotAuthenticated
 from intellizap.settings import Settings
 
 JWT_LEEWAY_SECONDS = 60
+DERIVED_CACHE_SIZE = 16_384
 _INSTANCE_HEADER = INSTANCE_HEADER.lower()
 _SECRET_HEADER = SECRET_HEADER.lower()
 _MAX_CANDIDATES = 4
@@ -67,15 +69,15 @@ def _same(given: str | None, expected: str | None) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-@dataclass(frozen=True, slots=True)
-class Transport:
-    """What the headers and URL of one request prove (before its body is read)."""
+class Transport(NamedTuple):
+    """What the headers and URL of one request prove (before its body is read). A named tuple:
+    one is built for every webhook."""
 
     instance: str | None = None
     """The one instance the credential is valid for; None with ``operator`` or none at all."""
     operator: bool = False
     """Valid for every instance: the global webhook's token (or, during the grace period, the
-    shared secret — then ``shared_secret`` is set too)."""
+    legacy shared secret — then ``shared_secret`` is set too)."""
     shared_secret: bool = False
 
     @property
@@ -102,13 +104,37 @@ class WebhookAuth:
             settings.evolution_api_key.get_secret_value() if settings.evolution_api_key else None
         )
         self._global_token = global_token(self._secret) if self._secret else None
-        self._accept_shared = settings.webhook_accept_shared_secret
+        # Deriving costs a few microseconds (OpenSSL's per-call set-up), on every webhook: the
+        # recent instances' values are kept (bounded; an evicted one is derived again).
+        self._instance_secret = (
+            lru_cache(maxsize=DERIVED_CACHE_SIZE)(partial(instance_secret, self._secret))
+            if self._secret
+            else None
+        )
+        self._instance_jwt_key = (
+            lru_cache(maxsize=DERIVED_CACHE_SIZE)(partial(instance_jwt_key, self._jwt_key))
+            if self._jwt_key
+            else None
+        )
+        self._legacy_secret = (
+            settings.webhook_legacy_secret.get_secret_value()
+            if settings.webhook_legacy_secret
+            else None
+        )
+        self._legacy_jwt_key = (
+            settings.webhook_legacy_jwt_key.get_secret_value()
+            if settings.webhook_legacy_jwt_key
+            else None
+        )
         self._apikey_method = settings.webhook_apikey_auth
 
     @property
     def transport_configured(self) -> bool:
         """A webhook secret or a JWT key is configured (production requires one)."""
-        return self._secret is not None or self._jwt_key is not None
+        return any(
+            key is not None
+            for key in (self._secret, self._jwt_key, self._legacy_secret, self._legacy_jwt_key)
+        )
 
     @property
     def nothing_configured(self) -> bool:
@@ -133,14 +159,22 @@ class WebhookAuth:
         for secret in secrets:
             if _same(secret, self._global_token):
                 return Transport(operator=True)
-            if instance and self._secret and _same(secret, instance_secret(self._secret, instance)):
+            if (
+                instance
+                and self._instance_secret is not None
+                and _same(secret, self._instance_secret(instance))
+            ):
                 return Transport(instance=instance)
-            if self._accept_shared and _same(secret, self._secret):
+            if _same(secret, self._legacy_secret):
                 return Transport(operator=True, shared_secret=True)
-        if bearer is not None and self._jwt_key is not None:
-            if instance and _valid_jwt(bearer, instance_jwt_key(self._jwt_key, instance)):
+        if bearer is not None:
+            if (
+                instance
+                and self._instance_jwt_key is not None
+                and _valid_jwt(bearer, self._instance_jwt_key(instance))
+            ):
                 return Transport(instance=instance)
-            if self._accept_shared and _valid_jwt(bearer, self._jwt_key):
+            if self._legacy_jwt_key is not None and _valid_jwt(bearer, self._legacy_jwt_key):
                 return Transport(operator=True, shared_secret=True)
         if not instance:
             raise NotAuthenticated(

@@ -22,8 +22,6 @@ at that length) or, without one, as ``WEBHOOK_MAX_BYTES``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -102,25 +100,21 @@ class BodyBudget:
                 async with self._room:
                     self._room.notify_all()
 
-    @asynccontextmanager
-    async def hold(
-        self, size: int, *, instance: str | None, unauthenticated: bool
-    ) -> AsyncIterator[Hold]:
-        """Hold ``size`` bytes while the body is read and handled. Raises ``Overloaded`` when an
-        unauthenticated body does not fit, or an authenticated one found no room in time."""
-        hold = Hold(size, instance, unauthenticated)
-        if not (self._waiting == 0 and self._fits(size, instance, unauthenticated)):
-            if unauthenticated:
+    def hold(self, size: int, *, instance: str | None, unauthenticated: bool) -> _Holding:
+        """``async with budget.hold(…) as hold:`` holds ``size`` bytes while the body is read and
+        handled. Raises ``Overloaded`` when an unauthenticated body does not fit, or an
+        authenticated one found no room in time."""
+        return _Holding(self, Hold(size, instance, unauthenticated))
+
+    async def _take_or_wait(self, hold: Hold) -> None:
+        if self._waiting or not self._fits(hold.size, hold.instance, hold.unauthenticated):
+            if hold.unauthenticated:
                 raise Overloaded(
                     "too many webhook bodies are waiting to be authenticated; retry later, or "
                     "send the instance's credentials in the headers (`intellizap webhook set`)"
                 )
             await self._wait_for_room(hold)
         self._take(hold)
-        try:
-            yield hold
-        finally:
-            await self._give_back(hold)
 
     async def _wait_for_room(self, hold: Hold) -> None:
         self._waiting += 1
@@ -136,6 +130,24 @@ class BodyBudget:
             raise Overloaded("too many webhook bodies in memory; retry later") from None
         finally:
             self._waiting -= 1
+
+
+class _Holding:
+    """The context manager of :meth:`BodyBudget.hold` (a class, not a generator: this runs on
+    every webhook)."""
+
+    __slots__ = ("_budget", "_hold")
+
+    def __init__(self, budget: BodyBudget, hold: Hold) -> None:
+        self._budget = budget
+        self._hold = hold
+
+    async def __aenter__(self) -> Hold:
+        await self._budget._take_or_wait(self._hold)
+        return self._hold
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._budget._give_back(self._hold)
 
 
 def declared_size(request: Request, limit: int) -> int:

@@ -36,7 +36,7 @@ _GLOBAL_LABEL = b"intellizap/webhook-global"
 
 
 def _derive(master: str, message: bytes) -> str:
-    digest = hmac.new(master.encode(), message, hashlib.sha256).digest()
+    digest = hmac.digest(master.encode(), message, hashlib.sha256)
     # URL-safe and header-safe: it travels in headers and in Evolution's webhook URL.
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 

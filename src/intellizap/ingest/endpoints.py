@@ -48,7 +48,7 @@ class WebhookDependencies:
         self.max_bytes = max_bytes
         self.unauthenticated_read_seconds = unauthenticated_read_seconds
         self.on_shared_secret: set[str] = set()
-        """Instances seen with the shared secret (grace period), each logged once."""
+        """Instances seen with the legacy shared secret (grace period), each logged once."""
 
 
 def _query(request: Request) -> dict[str, str]:
@@ -145,7 +145,7 @@ def _note_shared_secret(deps: WebhookDependencies, instance: str) -> None:
     if instance not in deps.on_shared_secret:
         deps.on_shared_secret.add(instance)
         log.warning(
-            "webhook authenticated with the shared WEBHOOK_SECRET (grace period): run "
+            "webhook authenticated with the legacy shared secret (grace period): run "
             "`intellizap webhook set` for this instance",
             instancia=instance,
         )
