@@ -78,12 +78,12 @@ def parse_key(value: object, path: str) -> MessageKey:
     key = require_object(value, path)
     remote = require_text(key.get("remoteJid", MISSING), f"{path}.remoteJid", MAX_JID_LENGTH)
     chat_jid = normalise_jid(remote)
+    if chat_jid.endswith("@g.us") and not is_group_jid(chat_jid):
+        raise InvalidGroupJid(path)
     if not chat_jid or chat_jid[0] == "@":
         raise PayloadError(
             f"{path}.remoteJid must be a JID like 1203…@g.us or 5511…@s.whatsapp.net"
         )
-    if chat_jid.endswith("@g.us") and not is_group_jid(chat_jid):
-        raise InvalidGroupJid(path)
     message_id = require_text(key.get("id", MISSING), f"{path}.id", MAX_ID_LENGTH)
     from_me = key.get("fromMe")
     if from_me is not None and from_me is not True and from_me is not False:
