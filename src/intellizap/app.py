@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp
 
 from intellizap import health, jobs
 from intellizap.db import migrate
@@ -30,6 +31,7 @@ from intellizap.ingest.errors import (
     NotAuthenticated,
     WebhookRejected,
 )
+from intellizap.ingest.fast_lane import WebhookFastLane
 from intellizap.ingest.flood import FloodGuard
 from intellizap.ingest.metrics import WEBHOOKS
 from intellizap.ingest.service import IngestService
@@ -68,6 +70,12 @@ def start_database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
     return embedded.start(), embedded
 
 
+class _Application(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Webhooks skip FastAPI's middleware and router (see intellizap.ingest.fast_lane).
+        return WebhookFastLane(super().build_middleware_stack(), self)
+
+
 def create_app(settings: Settings | None = None, roles: Roles | None = None) -> FastAPI:
     """Build the application. Nothing connects until start-up (the lifespan)."""
     settings = settings or get_settings()
@@ -88,7 +96,7 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
             connect_timeout=settings.database_connect_timeout,
         )
         directory = TenantDirectory(database, ttl=settings.tenant_cache_seconds)
-        writer = MessageWriter(database)
+        writer = MessageWriter(database, connect_timeout=settings.database_connect_timeout)
         writer.start()
         queue = jobs.connect(url)
         await queue.open_async()
@@ -137,7 +145,7 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
             if embedded is not None:
                 await asyncio.to_thread(embedded.release)
 
-    app = FastAPI(
+    app = _Application(
         title="IntelliZap backend",
         version="0.1.0",
         lifespan=lifespan,

@@ -6,14 +6,14 @@ from datetime import UTC, datetime
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from intellizap.evolution.payloads import PayloadError, parse_envelope, parse_events
 from intellizap.ingest.auth import WebhookAuth
 from intellizap.ingest.errors import BodyTooLarge, Flooded, MalformedBody, NotAuthenticated
 from intellizap.ingest.flood import FloodGuard
-from intellizap.ingest.metrics import WEBHOOKS
+from intellizap.ingest.metrics import WEBHOOK_OK
 from intellizap.ingest.service import IngestService
 from intellizap.logging import get_logger
 from intellizap.tenants.directory import TenantDirectory
@@ -61,7 +61,7 @@ def _query_token(request: Request) -> dict[str, str]:
     return {"token": token.split("/", 1)[0]} if token else {}
 
 
-async def evolution_webhook(request: Request) -> JSONResponse:
+async def evolution_webhook(request: Request) -> Response:
     """Receive one Evolution event (single-URL or "webhook by events" mode).
 
     200: stored, duplicate or deliberately ignored. 400/422: malformed (Evolution does not
@@ -90,8 +90,10 @@ async def evolution_webhook(request: Request) -> JSONResponse:
         raise Flooded(f"too many webhooks for instance {envelope.instance!r}; slow down")
     events = parse_events(envelope, received_at)
     report = await deps.service.ingest(envelope, tenant, events)
-    WEBHOOKS.labels(status="200").inc()
-    return JSONResponse({"status": "ok", "events": dict(report.outcomes)})
+    WEBHOOK_OK.inc()
+    return Response(
+        orjson.dumps({"status": "ok", "events": report.outcomes}), media_type="application/json"
+    )
 
 
 def _not_authenticated() -> NotAuthenticated:
@@ -102,8 +104,9 @@ def _not_authenticated() -> NotAuthenticated:
 
 
 #: Plain Starlette routes, not FastAPI's: this is the hot path, and FastAPI's dependency
-#: injection and request wrapping cost more CPU than the whole ingest (bench/ingest.py). Errors
-#: are still mapped to HTTP by the application's handlers (``intellizap.app``).
+#: injection and request wrapping cost more CPU than the whole ingest (bench/ingest.py). The
+#: application serves them through ``fast_lane`` ahead of its middleware; the routes remain for
+#: everything else (a GET is a 405). Errors are mapped to HTTP by the application's handlers.
 PATH = "/webhooks/evolution"
 routes = [
     Route(PATH, evolution_webhook, methods=["POST"]),

@@ -7,6 +7,7 @@ the frontend can offer it; everything else is acknowledged and dropped.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -28,7 +29,7 @@ from intellizap.evolution.payloads import (
     is_group_jid,
 )
 from intellizap.ingest.changes import record_change
-from intellizap.ingest.metrics import EVENTS
+from intellizap.ingest.metrics import event_outcome
 from intellizap.ingest.writer import MessageWriter, NewMessage, WriteResult
 from intellizap.logging import get_logger
 from intellizap.settings import Settings
@@ -48,7 +49,7 @@ class IngestReport:
 
     def add(self, outcome: str) -> None:
         self.outcomes[outcome] += 1
-        EVENTS.labels(outcome=outcome).inc()
+        event_outcome(outcome).inc()
 
 
 class IngestService:
@@ -176,11 +177,12 @@ class IngestService:
                 from_me=message.from_me,
             )
         )
-        log.debug(
-            "message stored" if result.stored else "duplicate message acknowledged",
-            id_externo=message.message_id,
-            tipo=message.kind,
-        )
+        if log.isEnabledFor(logging.DEBUG):  # a debug call costs more than a check when off
+            log.debug(
+                "message stored" if result.stored else "duplicate message acknowledged",
+                id_externo=message.message_id,
+                tipo=message.kind,
+            )
         return result
 
     async def _transcribe(
