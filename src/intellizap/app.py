@@ -7,13 +7,14 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.types import ASGIApp
+from starlette.types import Receive, Scope, Send
 
 from intellizap import health, jobs
 from intellizap.db import migrate
@@ -31,7 +32,7 @@ from intellizap.ingest.errors import (
     NotAuthenticated,
     WebhookRejected,
 )
-from intellizap.ingest.fast_lane import WebhookFastLane
+from intellizap.ingest.fast_lane import WebhookFastLane, is_webhook
 from intellizap.ingest.flood import FloodGuard
 from intellizap.ingest.metrics import WEBHOOKS
 from intellizap.ingest.service import IngestService
@@ -71,9 +72,17 @@ def start_database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
 
 
 class _Application(FastAPI):
-    def build_middleware_stack(self) -> ASGIApp:
-        # Webhooks skip FastAPI's middleware and router (see intellizap.ingest.fast_lane).
-        return WebhookFastLane(super().build_middleware_stack(), self)
+    """FastAPI, with webhooks served ahead of it (see :mod:`intellizap.ingest.fast_lane`)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._webhook_lane = WebhookFastLane(self)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if is_webhook(scope):
+            await self._webhook_lane(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, roles: Roles | None = None) -> FastAPI:

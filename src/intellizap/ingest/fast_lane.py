@@ -1,11 +1,13 @@
 """The webhook's way in: ``POST /webhooks/evolution[/…]`` straight to its endpoint, ahead of
-FastAPI's middleware and router.
+FastAPI's telemetry check, middleware and router.
 
 The webhook uses nothing of them (no dependencies, no body model, no CORS: Evolution sends no
-``Origin``), yet they cost about a tenth of its CPU — six middleware layers and a walk over every
-route of the frontend API before the webhook's (bench/ingest.py, ``--profile``). This layer sits
-outside them: webhook requests go directly to :func:`~intellizap.ingest.endpoints.evolution_webhook`,
-everything else through the application unchanged. A refusal is still turned into its HTTP answer
+``Origin``), yet they cost over a tenth of its CPU — a per-request OpenTelemetry lookup, six
+middleware layers and a walk over every route of the frontend API before the webhook's
+(bench/ingest.py, ``--profile``). The application (``intellizap.app``) hands webhook requests to
+this lane before any of them: they go directly to
+:func:`~intellizap.ingest.endpoints.evolution_webhook`; everything else goes through the
+application unchanged. A refusal is still turned into its HTTP answer
 by the application's own exception handlers, so that mapping stays in one place
 (``intellizap.app``); anything unexpected propagates to the server, which answers 500.
 """
@@ -18,7 +20,7 @@ from typing import cast
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from intellizap.ingest.endpoints import PATH, evolution_webhook
 
@@ -34,14 +36,12 @@ def is_webhook(scope: Scope) -> bool:
 
 
 class WebhookFastLane:
-    def __init__(self, inner: ASGIApp, application: Starlette) -> None:
-        self._inner = inner
+    """Serves one webhook request for ``application`` (see :func:`is_webhook`)."""
+
+    def __init__(self, application: Starlette) -> None:
         self._application = application
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not is_webhook(scope):
-            await self._inner(scope, receive, send)
-            return
         scope["app"] = self._application  # request.app.state, as through the router
         request = Request(scope, receive)
         try:

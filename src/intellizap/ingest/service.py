@@ -39,6 +39,7 @@ from intellizap.tenants.group_sync import request_group_sync
 from intellizap.transcription.service import request_transcription, untranscribed_message
 
 log = get_logger(__name__)
+_DEBUG = logging.getLogger(__name__)  # the stdlib logger behind `log`: its level check is cached
 
 
 @dataclass(slots=True)
@@ -177,7 +178,7 @@ class IngestService:
                 from_me=message.from_me,
             )
         )
-        if log.isEnabledFor(logging.DEBUG):  # a debug call costs more than a check when off
+        if _DEBUG.isEnabledFor(logging.DEBUG):  # a debug call costs more than a check when off
             log.debug(
                 "message stored" if result.stored else "duplicate message acknowledged",
                 id_externo=message.message_id,
