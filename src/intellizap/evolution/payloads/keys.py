@@ -64,10 +64,6 @@ class MessageKey:
     message_id: str
     from_me: bool
 
-    @property
-    def in_group(self) -> bool:
-        return self.chat_jid.endswith("@g.us")
-
 
 def parse_key(value: object, path: str) -> MessageKey:
     """A Baileys message key: ``{remoteJid, id, fromMe?, participant?…}``.
