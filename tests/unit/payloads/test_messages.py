@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from intellizap.evolution.payloads import (
+    INVALID_GROUP_JID,
     ChatMessage,
     Ignored,
     PayloadError,
@@ -60,7 +61,10 @@ from tests.unit.payloads.helpers import (
             r"^data\.key\.remoteJid must be a non-empty string \(it is missing\)$",
         ),
         ({"key": {"remoteJid": "  ", "id": "M1"}}, r"^data\.key\.remoteJid must be a non-empty"),
-        ({"key": {"remoteJid": "@g.us", "id": "M1"}}, r"^data\.key\.remoteJid must be a JID"),
+        (
+            {"key": {"remoteJid": "@s.whatsapp.net", "id": "M1"}},
+            r"^data\.key\.remoteJid must be a JID",
+        ),
         (
             {"key": {"remoteJid": GROUP, "id": "M1", "fromMe": "yes"}},
             r"^data\.key\.fromMe must be true or false \(got a string\)$",
@@ -342,3 +346,39 @@ def test_reaction_without_a_target_is_ignored(reaction: object) -> None:
 def test_reaction_with_non_string_emoji_counts_as_removal() -> None:
     reaction = {"key": {"id": "TARGET"}, "text": None}
     assert event_of(upsert({"reactionMessage": reaction})) == Reaction(GROUP, "MSG1", "TARGET", "")
+
+
+@pytest.mark.parametrize(
+    "jid",
+    [
+        "@g.us",
+        "<b>x</b>@g.us",
+        "1" * 240 + "@g.us",
+        "120363401234567890$@g.us",
+        "1203634012345678901234567890@g.us",
+        "12036340-@g.us",
+        "-12036340@g.us",
+        "1-2-3@g.us",
+    ],
+)
+def test_a_chat_ending_in_g_us_that_is_not_a_group_jid_is_ignored_in_every_event(jid: str) -> None:
+    target = {"remoteJid": jid, "fromMe": False, "id": "T1"}
+    bodies = [
+        upsert({"conversation": "oi"}, key=group_key(remoteJid=jid)),
+        upsert({"conversation": "oi"}, key=group_key(remoteJid=jid), event="send.message"),
+        webhook("messages.edited", {"key": target, "type": "REVOKE"}),
+        webhook("messages.delete", target),
+        webhook("messages.update", {"key": target, "update": {"message": {"editedMessage": {}}}}),
+    ]
+    for body in bodies:
+        assert events_of(body) == [Ignored(INVALID_GROUP_JID)], body["event"]
+
+
+@pytest.mark.parametrize(
+    "jid",
+    ["120363401234567890@g.us", "5511999990000-1600000000@g.us", "1@g.us", " 1203634@G.US "],
+)
+def test_group_jids_of_both_generations_are_accepted(jid: str) -> None:
+    assert chat_message(upsert({"conversation": "oi"}, key=group_key(remoteJid=jid))).chat_jid == (
+        jid.strip().lower()
+    )
