@@ -47,6 +47,18 @@ VOCABULARY = [
     "reactionMessage", "pollCreationMessageV3", "options", "optionName", "name",
     "locationMessage", "address", "contactsArrayMessage", "contacts", "displayName", "update",
     "keyId", "status", "state", "subject", "low", "high",
+    # what the text of the other content types is read from (payloads/text.py)
+    "buttonsMessage", "buttonsResponseMessage", "listMessage", "listResponseMessage",
+    "templateMessage", "templateButtonReplyMessage", "interactiveMessage",
+    "interactiveResponseMessage", "highlyStructuredMessage", "requestPaymentMessage",
+    "sendPaymentMessage", "pollResultSnapshotMessage", "richResponseMessage", "eventMessage",
+    "groupInviteMessage", "productMessage", "orderMessage", "associatedChildMessage",
+    "pollCreationMessageV4", "selectedDisplayText", "buttons", "buttonText", "sections", "rows",
+    "title", "description", "hydratedTemplate", "hydratedButtons", "quickReplyButton",
+    "hydratedHsm", "body", "header", "footer", "nativeFlowMessage", "buttonParamsJson",
+    "carouselMessage", "cards", "noteMessage", "amount", "amount1000", "value", "offset",
+    "currencyCode", "pollVotes", "optionVoteCount", "submessages", "messageText", "fileName",
+    "location", "product", "groupName",
 ]  # fmt: skip
 CONTENT_KEYS = [k for k in VOCABULARY if k == "conversation" or "Message" in k]
 EVENTS = [
