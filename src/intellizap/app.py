@@ -7,12 +7,14 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import Receive, Scope, Send
 
 from intellizap import health, jobs
 from intellizap.db import migrate
@@ -33,6 +35,7 @@ from intellizap.ingest.errors import (
     Overloaded,
     WebhookRejected,
 )
+from intellizap.ingest.fast_lane import WebhookFastLane, is_webhook
 from intellizap.ingest.flood import FloodGuard
 from intellizap.ingest.metrics import WEBHOOKS
 from intellizap.ingest.service import IngestService
@@ -73,6 +76,20 @@ def start_database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
     return embedded.start(), embedded
 
 
+class _Application(FastAPI):
+    """FastAPI, with webhooks served ahead of it (see :mod:`intellizap.ingest.fast_lane`)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._webhook_lane = WebhookFastLane(self)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if is_webhook(scope):
+            await self._webhook_lane(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, roles: Roles | None = None) -> FastAPI:
     """Build the application. Nothing connects until start-up (the lifespan)."""
     settings = settings or get_settings()
@@ -93,7 +110,7 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
             connect_timeout=settings.database_connect_timeout,
         )
         directory = TenantDirectory(database, ttl=settings.tenant_cache_seconds)
-        writer = MessageWriter(database)
+        writer = MessageWriter(database, connect_timeout=settings.database_connect_timeout)
         writer.start()
         queue = jobs.connect(url)
         await queue.open_async()
@@ -153,7 +170,7 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
             if embedded is not None:
                 await asyncio.to_thread(embedded.release)
 
-    app = FastAPI(
+    app = _Application(
         title="IntelliZap backend",
         version="0.1.0",
         lifespan=lifespan,

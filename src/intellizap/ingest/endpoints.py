@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from intellizap.evolution.payloads import Envelope, parse_envelope, parse_events
@@ -15,7 +15,7 @@ from intellizap.ingest.auth import HOW_TO_AUTHENTICATE, Transport, WebhookAuth
 from intellizap.ingest.bodies import BodyBudget, Hold, declared_size, read_body
 from intellizap.ingest.errors import Flooded, MalformedBody, NotAuthenticated
 from intellizap.ingest.flood import FloodGuard
-from intellizap.ingest.metrics import WEBHOOKS
+from intellizap.ingest.metrics import WEBHOOK_OK
 from intellizap.ingest.service import IngestService
 from intellizap.ingest.subscription import PATH
 from intellizap.logging import get_logger
@@ -62,7 +62,7 @@ def _query(request: Request) -> dict[str, str]:
     return dict(parse_qsl(raw.split(b"/", 1)[0].decode("latin-1")))
 
 
-async def evolution_webhook(request: Request) -> JSONResponse:
+async def evolution_webhook(request: Request) -> Response:
     """Receive one Evolution event (single-URL or "webhook by events" mode).
 
     200: stored, duplicate or deliberately ignored. 400/422: malformed (Evolution does not
@@ -89,7 +89,7 @@ async def _handle(
     hold: Hold,
     body: bytes | bytearray,
     received_at: datetime,
-) -> JSONResponse:
+) -> Response:
     if transport.authenticated:
         envelope = _parse(body)
         deps.auth.check_instance(transport, envelope.instance)
@@ -102,8 +102,10 @@ async def _handle(
         raise Flooded(f"too many webhooks for instance {envelope.instance!r}; slow down")
     events = parse_events(envelope, received_at)
     report = await deps.service.ingest(envelope, tenant, events)
-    WEBHOOKS.labels(status="200").inc()
-    return JSONResponse({"status": "ok", "events": dict(report.outcomes)})
+    WEBHOOK_OK.inc()
+    return Response(
+        orjson.dumps({"status": "ok", "events": report.outcomes}), media_type="application/json"
+    )
 
 
 async def _authenticate_by_body(
@@ -156,8 +158,9 @@ def _not_authenticated() -> NotAuthenticated:
 
 
 #: Plain Starlette routes, not FastAPI's: this is the hot path, and FastAPI's dependency
-#: injection and request wrapping cost more CPU than the whole ingest (bench/ingest.py). Errors
-#: are still mapped to HTTP by the application's handlers (``intellizap.app``).
+#: injection and request wrapping cost more CPU than the whole ingest (bench/ingest.py). The
+#: application serves them through ``fast_lane`` ahead of its middleware; the routes remain for
+#: everything else (a GET is a 405). Errors are mapped to HTTP by the application's handlers.
 routes = [
     Route(PATH, evolution_webhook, methods=["POST"]),
     # Evolution's "webhook by events" mode appends the event: /messages-upsert (or //… when the

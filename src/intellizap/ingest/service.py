@@ -7,6 +7,7 @@ the frontend can offer it; everything else is acknowledged and dropped.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -15,6 +16,7 @@ import structlog
 
 from intellizap.db.engine import Database
 from intellizap.evolution.payloads import (
+    INVALID_GROUP_JID,
     ChatMessage,
     ConnectionChanged,
     Envelope,
@@ -24,9 +26,10 @@ from intellizap.evolution.payloads import (
     MessageDeleted,
     MessageEdited,
     Reaction,
+    is_group_jid,
 )
 from intellizap.ingest.changes import record_change
-from intellizap.ingest.metrics import EVENTS
+from intellizap.ingest.metrics import event_outcome
 from intellizap.ingest.writer import MessageWriter, NewMessage, WriteResult
 from intellizap.logging import get_logger
 from intellizap.settings import Settings
@@ -36,8 +39,7 @@ from intellizap.tenants.group_sync import request_group_sync
 from intellizap.transcription.service import request_transcription, untranscribed_message
 
 log = get_logger(__name__)
-
-GROUP_SUFFIX = "@g.us"
+_DEBUG = logging.getLogger(__name__)  # the stdlib logger behind `log`: its level check is cached
 
 
 @dataclass(slots=True)
@@ -48,7 +50,7 @@ class IngestReport:
 
     def add(self, outcome: str) -> None:
         self.outcomes[outcome] += 1
-        EVENTS.labels(outcome=outcome).inc()
+        event_outcome(outcome).inc()
 
 
 class IngestService:
@@ -125,6 +127,8 @@ class IngestService:
                 # Reactions are not chat lines: counted, never stored.
                 return "reaction"
             case GroupsSeen():
+                if event.invalid:
+                    _log_invalid_groups(event.invalid)
                 for jid, name in event.groups:
                     await self._directory.register_group(tenant, jid, name)
                 await request_group_sync(self._queue, tenant.id)
@@ -135,12 +139,14 @@ class IngestService:
                     await request_group_sync(self._queue, tenant.id)
                 return "connection"
             case Ignored():
+                if event.reason == INVALID_GROUP_JID:
+                    _log_invalid_groups(1)
                 return "ignored"
         raise AssertionError(f"unhandled event {event!r}")
 
     async def _ingested_group(self, tenant: TenantInfo, chat_jid: str) -> GroupInfo | None:
         """The group if its messages are to be kept; None (with the reason logged) otherwise."""
-        if not chat_jid.endswith(GROUP_SUFFIX):
+        if not is_group_jid(chat_jid):
             return None  # private chats, statuses, newsletters, broadcast lists
         group = tenant.groups.get(chat_jid)
         if group is None:
@@ -172,11 +178,12 @@ class IngestService:
                 from_me=message.from_me,
             )
         )
-        log.debug(
-            "message stored" if result.stored else "duplicate message acknowledged",
-            id_externo=message.message_id,
-            tipo=message.kind,
-        )
+        if _DEBUG.isEnabledFor(logging.DEBUG):  # a debug call costs more than a check when off
+            log.debug(
+                "message stored" if result.stored else "duplicate message acknowledged",
+                id_externo=message.message_id,
+                tipo=message.kind,
+            )
         return result
 
     async def _transcribe(
@@ -210,6 +217,15 @@ class IngestService:
         )
         if summary_id is None:
             log.info("/resumo ignored: one was asked for a moment ago")
+
+
+def _log_invalid_groups(count: int) -> None:
+    # Neither the id nor the payload: an attacker's string has no place in a log line.
+    log.warning(
+        "webhook named a chat ending in @g.us that is not a group JID (digits[-digits]@g.us): "
+        "ignored, no group recorded",
+        ignorados=count,
+    )
 
 
 def _is_summary_command(message: ChatMessage) -> bool:

@@ -17,6 +17,7 @@ from sqlalchemy import text
 from intellizap import jobs
 from intellizap.db.engine import Database
 from intellizap.evolution.client import EvolutionClient, GroupMetadata
+from intellizap.evolution.payloads import is_group_jid, normalise_jid
 from intellizap.logging import get_logger
 from intellizap.tenants.repository import TenantAccount, tenant_by_id
 
@@ -43,12 +44,31 @@ class SyncResult:
     new: int
 
 
+def valid_groups(groups: Sequence[GroupMetadata]) -> list[GroupMetadata]:
+    """The groups whose id is a group JID (normalised, each once); the others are logged and
+    left out, so no ``grupos`` row is ever made of whatever else Evolution returned."""
+    valid: dict[str, GroupMetadata] = {}
+    for group in groups:
+        jid = normalise_jid(group.jid)
+        if is_group_jid(jid) and (jid not in valid or valid[jid].subject is None):
+            valid[jid] = GroupMetadata(jid=jid, subject=group.subject)
+    if len(valid) < len(groups):
+        log.warning(
+            "fetchAllGroups returned ids that are not group JIDs (digits[-digits]@g.us) or "
+            "repeated ones: left out",
+            ignorados=len(groups) - len(valid),
+        )
+    return list(valid.values())
+
+
 async def store_groups(
     database: Database,
     tenant_id: uuid.UUID,
     groups: Sequence[GroupMetadata],
     progress: Callable[[int], None] | None = None,
 ) -> SyncResult:
+    """Upsert ``groups`` (valid group JIDs only) into ``grupos``, new ones inactive."""
+    groups = valid_groups(groups)
     new = 0
     for start in range(0, len(groups), _BATCH):
         batch = groups[start : start + _BATCH]

@@ -23,6 +23,7 @@ from sqlalchemy import text
 from intellizap import jobs
 from intellizap.db.engine import Database
 from intellizap.evolution.client import Quote
+from intellizap.evolution.payloads import announced_duration
 from intellizap.evolution.sending import queue_text
 from intellizap.jobs import WorkerContext
 from intellizap.llm import KeyOwner, choose_key
@@ -308,10 +309,7 @@ async def drop_audio(database: Database, message_id: uuid.UUID) -> None:
 
 
 def _announced_seconds(media: dict[str, Any]) -> int | None:
-    message = media.get("message")
-    audio = message.get("audioMessage") if isinstance(message, dict) else None
-    seconds = audio.get("seconds") if isinstance(audio, dict) else None
-    return seconds if isinstance(seconds, int) and not isinstance(seconds, bool) else None
+    return announced_duration(media.get("message"))  # the webhook parser's reading of seconds
 
 
 def _quote_of(media: dict[str, Any], group_jid: str) -> Quote:
