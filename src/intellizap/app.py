@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,8 +12,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi.responses import JSONResponse
 
 from intellizap import health, jobs
 from intellizap.db import migrate
@@ -35,6 +35,7 @@ from intellizap.ingest.metrics import WEBHOOKS
 from intellizap.ingest.service import IngestService
 from intellizap.ingest.writer import MessageWriter
 from intellizap.logging import configure_logging, get_logger
+from intellizap.observability import server as metrics
 from intellizap.settings import Settings, check_for_production, get_settings
 from intellizap.tenants.directory import TenantDirectory
 
@@ -66,6 +67,11 @@ def start_database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
         return settings.database_url.get_secret_value(), None
     embedded = EmbeddedPostgres(settings.data_dir)
     return embedded.start(), embedded
+
+
+def _queues() -> set[str]:
+    """The queues of the tasks known to this process (always shown in the queue gauges)."""
+    return {task.queue for task in jobs.app.tasks.values()}
 
 
 def create_app(settings: Settings | None = None, roles: Roles | None = None) -> FastAPI:
@@ -119,6 +125,9 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
         )
         if not settings.is_production and not webhook_auth.transport_configured:
             log.warning("webhook authentication is off (development): set WEBHOOK_SECRET")
+        gauges = contextlib.ExitStack()
+        gauges.enter_context(metrics.separate_listener(settings))
+        gauges.enter_context(metrics.database_gauges(settings, url, _queues()))
         # Everything built so far (modules, pools, caches) lives as long as the process: take it
         # out of the collector's generations so collections stop re-scanning it (bench/ingest.py:
         # 1.18x -> 1.33x the baseline once cryptography, pulled in by PyJWT, joined the heap).
@@ -127,6 +136,7 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
         try:
             yield
         finally:
+            gauges.close()
             if worker is not None:
                 worker.cancel()  # graceful: running jobs get time to finish, see jobs.run_worker
                 await asyncio.gather(worker, return_exceptions=True)
@@ -158,9 +168,7 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
     app.router.routes.extend(webhook.routes)
     _install_error_handlers(app)
 
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> PlainTextResponse:
-        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    app.add_api_route("/metrics", metrics.metrics_endpoint, include_in_schema=False)
 
     return app
 
