@@ -90,13 +90,13 @@ def _run_http(settings: Settings, roles: Roles, host: str | None, port: int | No
 def serve(host: HostOption = None, port: PortOption = None) -> None:
     """All in one process: API, job worker and scheduler. Starts an embedded PostgreSQL under
     DATA_DIR when DATABASE_URL is unset, and applies migrations."""
-    _run_http(load_settings(), Roles(migrate=True, worker=True), host, port)
+    _run_http(load_settings(service=True), Roles(migrate=True, worker=True), host, port)
 
 
 @cli.command()
 def api(host: HostOption = None, port: PortOption = None) -> None:
     """Only the HTTP API (for replicas behind a load balancer; run `intellizap migrate` first)."""
-    _run_http(load_settings(), Roles(), host, port)
+    _run_http(load_settings(service=True), Roles(), host, port)
 
 
 @cli.command()
@@ -104,7 +104,7 @@ def worker() -> None:
     """Only the job worker and periodic tasks (run as many as you like, on any machine).
     SIGTERM lets running jobs finish (up to 30 s); unfinished ones run again elsewhere."""
     _exit_cleanly_on_signals()
-    settings = load_settings()
+    settings = load_settings(service=True)
     url = database_url(settings)
 
     async def run() -> None:
@@ -126,7 +126,7 @@ def worker() -> None:
 @cli.command()
 def migrate() -> None:
     """Apply the database migrations (ours and the job queue's). Safe to run on every deploy."""
-    settings = load_settings()
+    settings = load_settings(service=True)
     url = database_url(settings, schema=False)
     migrations.upgrade(url)
     typer.echo(f"database at revision {migrations.current_revision(url)}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, NoReturn, TypeVar
 
@@ -41,15 +43,25 @@ def fail(message: str, code: int = REFUSED) -> NoReturn:
     raise typer.Exit(code)
 
 
-def load_settings() -> Settings:
+def load_settings(*, service: bool = False) -> Settings:
     """The process settings, with logging configured; exits 2 on an invalid variable or an
-    unsafe production value, saying which."""
+    unsafe production value, saying which.
+
+    A ``service`` (serve, api, worker, migrate) logs to stdout at ``LOG_LEVEL``; an operator
+    command prints its results on stdout, so its log lines go to stderr, warnings and up only.
+    """
     try:
         settings = get_settings()
     except ValidationError as exc:
         fail(settings_problem(exc), MISCONFIGURED)
+    level = settings.log_level
+    if not service and logging.getLevelName(level) < logging.WARNING:
+        level = "WARNING"
     configure_logging(
-        json=settings.is_production, level=settings.log_level, secrets=settings.secret_values()
+        json=settings.is_production,
+        level=level,
+        secrets=settings.secret_values(),
+        stream=None if service else sys.stderr,
     )
     try:
         check_for_production(settings)
