@@ -23,7 +23,13 @@ class Settings(BaseSettings):
     """Configuration from the environment and an optional ``.env`` file."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        # An empty variable (`WEBHOOK_JWT_KEY=` in .env, `${VAR:-}` in compose) means unset,
+        # not "a secret of length 0" nor "the URL ''".
+        env_ignore_empty=True,
     )
 
     # -- application --------------------------------------------------------------------------
