@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 
 from intellizap import health, jobs
 from intellizap.db import migrate
-from intellizap.db.embedded import EmbeddedPostgres
+from intellizap.db.embedded import start_database
 from intellizap.db.engine import Database, DatabaseUnavailable
 from intellizap.evolution.payloads import PayloadError
 from intellizap.frontend import endpoints as frontend
@@ -59,14 +59,6 @@ class Roles:
     """Apply migrations at start-up (all-in-one mode; replicas run ``intellizap migrate``)."""
     worker: bool = False
     """Run the job worker and periodic tasks in this process (all-in-one mode)."""
-
-
-def start_database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
-    """The database URL to use, starting the embedded server when ``DATABASE_URL`` is unset."""
-    if settings.database_url is not None:
-        return settings.database_url.get_secret_value(), None
-    embedded = EmbeddedPostgres(settings.data_dir)
-    return embedded.start(), embedded
 
 
 def _queues() -> set[str]:

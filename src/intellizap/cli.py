@@ -12,20 +12,21 @@ import signal
 import sys
 from importlib.metadata import version
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
 
-from intellizap import jobs
-from intellizap.app import Roles, create_app
 from intellizap.commands import database, demo, groups, summaries, tenants
 from intellizap.commands import jobs as job_commands
 from intellizap.commands.common import MISCONFIGURED, database_url, load_settings
-from intellizap.db import migrate as migrations
 from intellizap.logging import get_logger
-from intellizap.observability.server import metrics_server
 from intellizap.settings import ConfigurationError, Settings
+
+if TYPE_CHECKING:
+    from intellizap.app import Roles
+
+# The service's modules (FastAPI, uvicorn, the job queue, the LLM SDK) are imported by the
+# commands that run them, so that an operator command starts in a fraction of the time.
 
 cli = typer.Typer(
     name="intellizap",
@@ -72,6 +73,10 @@ def _exit_cleanly_on_signals() -> None:
 
 
 def _run_http(settings: Settings, roles: Roles, host: str | None, port: int | None) -> None:
+    import uvicorn
+
+    from intellizap.app import create_app
+
     _exit_cleanly_on_signals()
     if not settings.uses_embedded_database:
         # The embedded server is started (and migrated) by the app itself; a configured
@@ -90,12 +95,16 @@ def _run_http(settings: Settings, roles: Roles, host: str | None, port: int | No
 def serve(host: HostOption = None, port: PortOption = None) -> None:
     """All in one process: API, job worker and scheduler. Starts an embedded PostgreSQL under
     DATA_DIR when DATABASE_URL is unset, and applies migrations."""
+    from intellizap.app import Roles
+
     _run_http(load_settings(service=True), Roles(migrate=True, worker=True), host, port)
 
 
 @cli.command()
 def api(host: HostOption = None, port: PortOption = None) -> None:
     """Only the HTTP API (for replicas behind a load balancer; run `intellizap migrate` first)."""
+    from intellizap.app import Roles
+
     _run_http(load_settings(service=True), Roles(), host, port)
 
 
@@ -103,6 +112,9 @@ def api(host: HostOption = None, port: PortOption = None) -> None:
 def worker() -> None:
     """Only the job worker and periodic tasks (run as many as you like, on any machine).
     SIGTERM lets running jobs finish (up to 30 s); unfinished ones run again elsewhere."""
+    from intellizap import jobs
+    from intellizap.observability.server import metrics_server
+
     _exit_cleanly_on_signals()
     settings = load_settings(service=True)
     url = database_url(settings)
@@ -126,6 +138,8 @@ def worker() -> None:
 @cli.command()
 def migrate() -> None:
     """Apply the database migrations (ours and the job queue's). Safe to run on every deploy."""
+    from intellizap.db import migrate as migrations
+
     settings = load_settings(service=True)
     url = database_url(settings, schema=False)
     migrations.upgrade(url)

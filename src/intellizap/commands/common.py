@@ -11,13 +11,13 @@ from typing import Annotated, NoReturn, TypeVar
 import typer
 from pydantic import ValidationError
 
-from intellizap.app import start_database
 from intellizap.commands.preflight import (
     PreflightError,
     check_connection,
     check_schema,
     settings_problem,
 )
+from intellizap.db.embedded import start_database
 from intellizap.db.engine import Database, DatabaseUnavailable
 from intellizap.logging import configure_logging
 from intellizap.settings import ConfigurationError, Settings, check_for_production, get_settings

@@ -16,9 +16,8 @@ from typing import Annotated
 import psycopg.conninfo
 import typer
 
-from intellizap.app import start_database
 from intellizap.commands.common import MISCONFIGURED, database_url, fail, load_settings
-from intellizap.db.embedded import PSQL
+from intellizap.db.embedded import PSQL, start_database
 
 database_cli = typer.Typer(help="The database: psql, and its connection URL.", no_args_is_help=True)
 

@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from intellizap import jobs
 from intellizap.commands import tenant_views
 from intellizap.commands.common import (
     InstanceArgument,
@@ -31,6 +30,7 @@ def resumo(
     ] = False,
 ) -> None:
     """Summarise a group since its last summary, like /resumo typed in the group."""
+    from intellizap import jobs
     from intellizap.summaries.service import draft, request_on_demand
 
     settings = load_settings()

@@ -12,6 +12,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from intellizap.settings import Settings
+
 
 def _runtime_dir() -> None:
     """pgserver keeps its lock file in the user's runtime directory (platformdirs), which warns
@@ -86,3 +88,11 @@ class EmbeddedPostgres:
             raise RuntimeError("the embedded database was never started")
         with server._lock:
             server.ensure_postgres_running()
+
+
+def start_database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
+    """The database URL to use, starting the embedded server when ``DATABASE_URL`` is unset."""
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value(), None
+    embedded = EmbeddedPostgres(settings.data_dir)
+    return embedded.start(), embedded
