@@ -123,8 +123,8 @@ def demo(
 ) -> None:
     """Post an example conversation to the running service and show it stored."""
     if print_only:
-        [first, *_] = demo_webhooks(instance, group_jid, now=time.time())
-        typer.echo(json.dumps(first, ensure_ascii=False, indent=2))
+        *_, latest = demo_webhooks(instance, group_jid, now=time.time())
+        typer.echo(json.dumps(latest, ensure_ascii=False, indent=2))
         return
     settings = load_settings()
     service = (url or _service_url(settings)).rstrip("/")
