@@ -62,7 +62,8 @@ class Roles:
 
 
 def _queues() -> set[str]:
-    """The queues of the tasks known to this process (always shown in the queue gauges)."""
+    """The queues of every task (always shown in the queue gauges, also when empty)."""
+    jobs.app.perform_import_paths()  # the task modules; the API process imports only some
     return {task.queue for task in jobs.app.tasks.values()}
 
 
