@@ -209,9 +209,17 @@ def _redact_short(value: str, generation: int) -> str:
     return _redact(value, _secrets_regex)
 
 
+# PostgreSQL's detail of a constraint violation repeats the whole row: a message's text, a
+# summary. Not a secret, but chat content, which no log line may carry either.
+_FAILING_ROW = "Failing row contains ("
+_FAILING_ROW_PATTERN = re.compile(r"Failing row contains \(.*?\)(?=\.?\s*(?:\n|$))", re.DOTALL)
+
+
 def _redact(value: str, pattern: re.Pattern[str] | None) -> str:
     if pattern is not None:
         value = pattern.sub(REDACTED, value)
+    if _FAILING_ROW in value:
+        value = _FAILING_ROW_PATTERN.sub("Failing row contains (…)", value)
     lowered = value.lower()
     for trigger in _TRIGGERS:
         if trigger in lowered:  # most strings contain none: skip the regex
