@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
@@ -252,3 +255,36 @@ async def test_the_job_wrapper_gives_worker_lines_tenant_context_and_counts_outc
     everything = log_lines.getvalue()
     assert "Padaria" not in everything  # no message text in any line, procrastinate's included
     assert "text=…" in everything
+
+
+def referenced_metrics() -> set[str]:
+    """The metric families the Grafana dashboard and the alert rules query."""
+    deploy = Path(__file__).resolve().parents[2] / "deploy"
+    dashboard = json.loads((deploy / "grafana" / "dashboards" / "intellizap.json").read_text())
+    expressions = [
+        target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])
+    ]
+    rules = yaml.safe_load((deploy / "prometheus" / "alerts.yaml").read_text())
+    expressions += [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    return {
+        re.sub(r"_(bucket|count|sum)$", "", name)
+        for expr in expressions
+        for name in re.findall(r"\b(intellizap_[a-z_]+)", expr)
+    }
+
+
+async def test_every_metric_the_dashboard_and_alerts_use_is_exported(
+    clean_database: Database, database_url: str
+) -> None:
+    import intellizap.observability.evolution
+    import intellizap.observability.llm
+    import intellizap.observability.summaries
+    import intellizap.observability.transcription  # noqa: F401 - the areas' metrics
+
+    used = referenced_metrics()
+    async with running_service(make_settings(database_url)) as client:
+        body = (await client.get("/metrics")).text
+    exported = set(re.findall(r"^# TYPE (intellizap_[a-z_]+) ", body, re.MULTILINE))
+    exported |= {name.removesuffix("_total") for name in exported}
+    exported |= {name + "_total" for name in exported}
+    assert used - exported == set()
