@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
-# One image for every process: `api` (the default), `worker`, `migrate`, and the operator
-# commands (`docker compose exec api intellizap usuarios list`). See docs/deploy.md.
+# One image for every process: `intellizap api` (the default), `intellizap worker`,
+# `intellizap migrate`, and the operator commands (`docker compose exec api intellizap usuarios
+# list`). See docs/deploy.md.
 
 ARG PYTHON_VERSION=3.11
 
@@ -45,5 +46,5 @@ EXPOSE 8000
 # no HTTP API; compose.yaml checks its metrics listener instead).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health/ready' % os.environ.get('PORT', '8000'), timeout=4)"]
-ENTRYPOINT ["intellizap"]
-CMD ["api"]
+# No ENTRYPOINT: a platform's start command (`intellizap worker`) replaces CMD whole.
+CMD ["intellizap", "api"]

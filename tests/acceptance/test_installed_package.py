@@ -1,6 +1,6 @@
 """The commands the image runs, run the way the image runs them: the wheel built from this
 checkout, installed into a fresh virtual environment (no source tree, no dev dependencies), then
-compose.yaml's `migrate`, `api` and `worker` commands behind the Dockerfile's ENTRYPOINT, with
+compose.yaml's `migrate`, `api` and `worker` commands (the Dockerfile's CMD runs `api`), with
 the image's production settings, against a database of their own. Each stops on SIGTERM with
 status 0. The Dockerfile's HEALTHCHECK command passes against the running API."""
 
@@ -103,11 +103,10 @@ def image_environment(database_url: str, **extra: str) -> dict[str, str]:
 def start(
     venv_bin: Path, args: list[str], env: dict[str, str], log: Path
 ) -> subprocess.Popen[bytes]:
-    entrypoint = dockerfile_instruction("ENTRYPOINT")
-    executable = venv_bin / entrypoint[0]
+    """``args`` as the image runs them: the first word is on the image's PATH (the venv's bin)."""
     with log.open("wb") as out:
         return subprocess.Popen(
-            [str(executable), *entrypoint[1:], *args],
+            [str(venv_bin / args[0]), *args[1:]],
             env=env,
             cwd=log.parent,
             stdout=out,
@@ -146,9 +145,10 @@ def test_the_image_commands_run_from_an_installed_wheel(
     venv_bin: Path, fresh_database: str, tmp_path: Path
 ) -> None:
     env = image_environment(fresh_database)
-    entrypoint = dockerfile_instruction("ENTRYPOINT")
+    assert dockerfile_instruction("CMD") == compose_command("api")
+    command = compose_command("migrate")
     migrate = subprocess.run(
-        [str(venv_bin / entrypoint[0]), *compose_command("migrate")],
+        [str(venv_bin / command[0]), *command[1:]],
         env=env,
         cwd=tmp_path,
         capture_output=True,

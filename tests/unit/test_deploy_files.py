@@ -33,7 +33,7 @@ def test_compose_file_follows_the_compose_specification() -> None:
 
 def test_the_schema_check_catches_a_broken_compose_file() -> None:
     broken = copy.deepcopy(compose())
-    broken["services"]["api"]["comand"] = ["api"]  # a typo
+    broken["services"]["api"]["comand"] = ["intellizap", "api"]  # a typo
     broken["services"]["worker"]["depends_on"]["migrate"]["condition"] = "when_ready"
     errors = schema_errors(broken)
     assert len(errors) >= 2, errors
@@ -44,9 +44,9 @@ def test_compose_runs_one_image_as_migrate_then_api_and_worker() -> None:
     image = services["migrate"]["image"]
     assert {services[name]["image"] for name in ("migrate", "api", "worker")} == {image}
     assert [services[name]["command"] for name in ("migrate", "api", "worker")] == [
-        ["migrate"],
-        ["api"],
-        ["worker"],
+        ["intellizap", "migrate"],
+        ["intellizap", "api"],
+        ["intellizap", "worker"],
     ]
     for name in ("api", "worker"):
         assert services[name]["depends_on"]["migrate"]["condition"] == (
@@ -72,7 +72,8 @@ def test_dockerfile_is_multi_stage_non_root_with_ffmpeg_and_a_readiness_healthch
     user = re.findall(r"^USER\s+(\S+)", dockerfile, re.MULTILINE)
     assert user == ["10001:10001"]
     assert "/health/ready" in dockerfile.split("HEALTHCHECK", 1)[1]
-    assert re.search(r'^ENTRYPOINT \["intellizap"\]$', dockerfile, re.MULTILINE)
+    assert not re.search(r"^ENTRYPOINT", dockerfile, re.MULTILINE)  # start commands replace CMD
+    assert re.search(r'^CMD \["intellizap", "api"\]$', dockerfile, re.MULTILINE)
 
 
 def test_grafana_dashboard_is_importable() -> None:
