@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sys
 from importlib.metadata import version
 from types import FrameType
@@ -18,7 +19,7 @@ import typer
 
 from intellizap.commands import database, demo, groups, summaries, tenants
 from intellizap.commands import jobs as job_commands
-from intellizap.commands.common import MISCONFIGURED, database_url, load_settings
+from intellizap.commands.common import MISCONFIGURED, database_url, fail, load_settings
 from intellizap.logging import get_logger
 from intellizap.settings import ConfigurationError, Settings
 
@@ -72,12 +73,29 @@ def _exit_cleanly_on_signals() -> None:
     signal.signal(signal.SIGINT, _stop_cleanly)
 
 
+def _check_metrics_port(settings: Settings) -> None:
+    """A METRICS_PORT already in use is a configuration mistake: say so before starting."""
+    if settings.metrics_port is None:
+        return
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.metrics_host, settings.metrics_port))
+        except OSError as exc:
+            fail(
+                f"METRICS_PORT={settings.metrics_port} on METRICS_HOST={settings.metrics_host} "
+                f"cannot be used ({exc.strerror or exc}): choose a free port",
+                MISCONFIGURED,
+            )
+
+
 def _run_http(settings: Settings, roles: Roles, host: str | None, port: int | None) -> None:
     import uvicorn
 
     from intellizap.app import create_app
 
     _exit_cleanly_on_signals()
+    _check_metrics_port(settings)
     if not settings.uses_embedded_database:
         # The embedded server is started (and migrated) by the app itself; a configured
         # database is checked now, so a wrong DATABASE_URL is one line, not a traceback.
@@ -117,6 +135,7 @@ def worker() -> None:
 
     _exit_cleanly_on_signals()
     settings = load_settings(service=True)
+    _check_metrics_port(settings)
     url = database_url(settings)
 
     async def run() -> None:

@@ -128,3 +128,18 @@ async def test_version() -> None:
     result = await asyncio.to_thread(intellizap, "--version")
     assert result.returncode == 0
     assert result.stdout.strip().startswith("intellizap 0.")
+
+
+async def test_a_metrics_port_in_use_is_said_before_starting(database_url: str) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        worker, api = await asyncio.gather(
+            asyncio.to_thread(intellizap, "worker", METRICS_PORT=port, DATABASE_URL=database_url),
+            asyncio.to_thread(intellizap, "api", METRICS_PORT=port, DATABASE_URL=database_url),
+        )
+    assert_said_plainly(worker, f"METRICS_PORT={port}", "choose a free port")
+    assert_said_plainly(api, f"METRICS_PORT={port}", "choose a free port")
