@@ -225,6 +225,7 @@ async def test_grupos_enable_creates_and_enables_within_max_grupos_and_refuses_b
     )
     assert enabled.returncode == 0, enabled.stderr
     assert "summary on, transcription on" in enabled.stdout
+    assert "usuarios set acme-support --transcricao" in enabled.stdout  # the tenant's is off
     beyond = await asyncio.to_thread(cli, database_url, "grupos", "enable", "acme-support", OTHER)
     assert beyond.returncode == 1
     assert "already has 1 active groups and its max_grupos is 1" in beyond.stderr

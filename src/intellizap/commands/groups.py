@@ -25,7 +25,12 @@ from intellizap.evolution.errors import (
     NotAuthorized,
 )
 from intellizap.tenants import plan
-from intellizap.tenants.repository import GroupLimitReached, change_group, group_settings
+from intellizap.tenants.repository import (
+    GroupLimitReached,
+    change_group,
+    group_settings,
+    tenant_plan,
+)
 
 groups_cli = typer.Typer(help="WhatsApp groups of a tenant.", no_args_is_help=True)
 
@@ -155,6 +160,14 @@ def _change(
             f"group {jid} {state}: summary {'on' if after.summary_enabled else 'off'}, "
             f"transcription {'on' if after.transcription_enabled else 'off'}"
         )
+        if (
+            after.transcription_enabled
+            and not (await tenant_plan(database, instance)).transcription_enabled
+        ):
+            typer.echo(
+                f"note: transcription is off for the tenant, so no voice note is transcribed: "
+                f"`intellizap usuarios set {instance} --transcricao`"
+            )
 
     with_database(settings, work)
 
