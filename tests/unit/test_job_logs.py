@@ -119,3 +119,31 @@ def test_a_constraint_violation_does_not_repeat_the_row_in_a_log_line() -> None:
     redacted = redact(message)
     assert TEXT not in redacted
     assert "DETAIL:  Failing row contains (…).\n[SQL: INSERT INTO resumos ...]" in redacted
+
+
+def test_a_call_string_printed_without_its_job_is_hidden_whole() -> None:
+    call = f"send_text[9](text={TEXT + ') (x'!r}, tenant_id='t-1')"
+    waiting = logging.LogRecord(
+        "procrastinate.worker",
+        logging.INFO,
+        __file__,
+        1,
+        f"Waiting for job to finish: worker: {call} (started 1.250 s ago)",
+        (),
+        None,
+    )
+    periodic = logging.LogRecord(
+        "procrastinate.periodic",
+        logging.INFO,
+        __file__,
+        1,
+        "Periodic job summary_tick[4](timestamp=1796119560) deferred for timestamp 1796119560",
+        (),
+        None,
+    )
+    HideJobArguments().filter(waiting)
+    HideJobArguments().filter(periodic)
+    assert waiting.getMessage() == (
+        "Waiting for job to finish: worker: send_text[9](…) (started 1.250 s ago)"
+    )
+    assert "timestamp=1796119560" in periodic.getMessage()  # a timestamp is not content

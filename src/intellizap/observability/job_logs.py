@@ -15,6 +15,10 @@ from typing import Any
 
 _ID_VALUE = re.compile(r"[A-Za-z0-9_.:@+-]{1,80}")
 _RESULT = " - Result: "
+# A line that prints a job's call string without the job attached (procrastinate's "Waiting for
+# job to finish: worker: send_text[12](…) (started 1.2 s ago)" at shutdown): its arguments are
+# hidden whole.
+_BARE_CALL = re.compile(r"(\b[\w.]+\[\d+\])\((.*?)\)((?: \(started [0-9.]+ s ago\))?)$", re.DOTALL)
 
 
 def _shown(name: str, value: Any) -> str:
@@ -58,6 +62,10 @@ class HideJobArguments(logging.Filter):
             return True
         job = getattr(record, "job", None)
         if not isinstance(job, Mapping):
+            message = record.getMessage()
+            hidden = _BARE_CALL.sub(r"\1(…)\3", message)
+            if hidden != message:
+                record.msg, record.args = hidden, ()
             return True
         message = record.getMessage()
         call = job.get("call_string")
