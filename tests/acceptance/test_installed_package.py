@@ -62,8 +62,36 @@ def venv_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True,
         timeout=120,
     )
+    # The locked versions, as the image's `uv sync --frozen --no-dev` installs them.
+    locked = work / "requirements.txt"
     subprocess.run(
-        [uv, "pip", "install", "--python", str(work / "venv" / "bin" / "python"), str(wheel)],
+        [
+            uv,
+            "export",
+            "--frozen",
+            "--no-dev",
+            "--no-emit-project",
+            "--no-hashes",
+            "--project",
+            str(ROOT),
+            "--output-file",
+            str(locked),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    subprocess.run(
+        [
+            uv,
+            "pip",
+            "install",
+            "--python",
+            str(work / "venv" / "bin" / "python"),
+            "-r",
+            str(locked),
+            str(wheel),
+        ],
         check=True,
         capture_output=True,
         timeout=600,
