@@ -48,14 +48,15 @@ def load_settings(*, service: bool = False) -> Settings:
     unsafe production value, saying which.
 
     A ``service`` (serve, api, worker, migrate) logs to stdout at ``LOG_LEVEL``; an operator
-    command prints its results on stdout, so its log lines go to stderr, warnings and up only.
+    command prints its results on stdout, so its log lines go to stderr, warnings and up only
+    (everything with ``LOG_LEVEL=DEBUG``, to debug a command).
     """
     try:
         settings = get_settings()
     except ValidationError as exc:
         fail(settings_problem(exc), MISCONFIGURED)
     level = settings.log_level
-    if not service and logging.getLevelName(level) < logging.WARNING:
+    if not service and level != "DEBUG" and logging.getLevelName(level) < logging.WARNING:
         level = "WARNING"
     configure_logging(
         json=settings.is_production,
