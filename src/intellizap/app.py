@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,13 +13,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from intellizap import health, jobs
 from intellizap.db import migrate
-from intellizap.db.embedded import EmbeddedPostgres
+from intellizap.db.embedded import start_database
 from intellizap.db.engine import Database, DatabaseUnavailable
 from intellizap.evolution.payloads import PayloadError
 from intellizap.frontend import endpoints as frontend
@@ -41,6 +41,7 @@ from intellizap.ingest.metrics import WEBHOOKS
 from intellizap.ingest.service import IngestService
 from intellizap.ingest.writer import MessageWriter
 from intellizap.logging import configure_logging, get_logger
+from intellizap.observability import server as metrics
 from intellizap.settings import Settings, check_for_production, get_settings
 from intellizap.tenants.directory import TenantDirectory
 
@@ -68,12 +69,10 @@ class Roles:
     """Run the job worker and periodic tasks in this process (all-in-one mode)."""
 
 
-def start_database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
-    """The database URL to use, starting the embedded server when ``DATABASE_URL`` is unset."""
-    if settings.database_url is not None:
-        return settings.database_url.get_secret_value(), None
-    embedded = EmbeddedPostgres(settings.data_dir)
-    return embedded.start(), embedded
+def _queues() -> set[str]:
+    """The queues of every task (always shown in the queue gauges, also when empty)."""
+    jobs.app.perform_import_paths()  # type: ignore[no-untyped-call]  # the API imports only some
+    return {task.queue for task in jobs.app.tasks.values()}
 
 
 class _Application(FastAPI):
@@ -152,6 +151,9 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
                 "credentials are accepted for every instance; run `intellizap webhook set --all`, "
                 "then unset them"
             )
+        gauges = contextlib.ExitStack()
+        gauges.enter_context(metrics.separate_listener(settings))
+        gauges.enter_context(metrics.database_gauges(settings, url, _queues()))
         # Everything built so far (modules, pools, caches) lives as long as the process: take it
         # out of the collector's generations so collections stop re-scanning it (bench/ingest.py:
         # 1.18x -> 1.33x the baseline once cryptography, pulled in by PyJWT, joined the heap).
@@ -160,6 +162,7 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
         try:
             yield
         finally:
+            gauges.close()
             if worker is not None:
                 worker.cancel()  # graceful: running jobs get time to finish, see jobs.run_worker
                 await asyncio.gather(worker, return_exceptions=True)
@@ -191,9 +194,7 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
     app.router.routes.extend(webhook.routes)
     _install_error_handlers(app)
 
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> PlainTextResponse:
-        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    app.add_api_route("/metrics", metrics.metrics_endpoint, include_in_schema=False)
 
     return app
 

@@ -1,29 +1,33 @@
-"""The ``intellizap`` command: run the service, its parts, and operator tasks."""
+"""The ``intellizap`` command: run the service, its parts, and operator tasks.
+
+This module is the composition root: the process commands (serve, api, worker, migrate) are
+defined here, and each group of operator commands lives in its own module under
+:mod:`intellizap.commands` and is registered below.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sys
-from typing import Annotated
+from importlib.metadata import version
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
 
-from intellizap import jobs
-from intellizap.app import Roles, create_app, start_database
-from intellizap.commands.common import (
-    InstanceArgument,
-    InstanceOption,
-    load_settings,
-    tenant_or_exit,
-    with_database,
-)
-from intellizap.commands.webhook import webhook_cli
-from intellizap.db import migrate as migrations
-from intellizap.db.engine import Database
+from intellizap.commands import database, demo, groups, summaries, tenants, webhook
+from intellizap.commands import jobs as job_commands
+from intellizap.commands.common import MISCONFIGURED, database_url, fail, load_settings
 from intellizap.logging import get_logger
 from intellizap.settings import ConfigurationError, Settings
+
+if TYPE_CHECKING:
+    from intellizap.app import Roles
+
+# The service's modules (FastAPI, uvicorn, the job queue, the LLM SDK) are imported by the
+# commands that run them, so that an operator command starts in a fraction of the time.
 
 cli = typer.Typer(
     name="intellizap",
@@ -38,7 +42,64 @@ PortOption = Annotated[int | None, typer.Option(help="Port to listen on (default
 HostOption = Annotated[str | None, typer.Option(help="Interface to bind (default: HOST).")]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"intellizap {version('intellizap')}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _main(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """IntelliZap backend: WhatsApp group ingest, transcription and daily summaries."""
+
+
+def _stop_cleanly(signum: int, _frame: FrameType | None) -> None:
+    # A requested stop is not a failure: exit 0 on SIGTERM (the platform's "stop"), 130 on ^C.
+    raise SystemExit(0 if signum == signal.SIGTERM else 130)
+
+
+def _exit_cleanly_on_signals() -> None:
+    """uvicorn and the worker stop gracefully on SIGTERM/SIGINT, then uvicorn re-raises the
+    signal to the handler it found; that handler is this one, so the process exits 0 (instead
+    of "killed by SIGTERM") after its shutdown, also when the signal arrives during start-up."""
+    signal.signal(signal.SIGTERM, _stop_cleanly)
+    signal.signal(signal.SIGINT, _stop_cleanly)
+
+
+def _check_metrics_port(settings: Settings) -> None:
+    """A METRICS_PORT already in use is a configuration mistake: say so before starting."""
+    if settings.metrics_port is None:
+        return
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.metrics_host, settings.metrics_port))
+        except OSError as exc:
+            fail(
+                f"METRICS_PORT={settings.metrics_port} on METRICS_HOST={settings.metrics_host} "
+                f"cannot be used ({exc.strerror or exc}): choose a free port",
+                MISCONFIGURED,
+            )
+
+
 def _run_http(settings: Settings, roles: Roles, host: str | None, port: int | None) -> None:
+    import uvicorn
+
+    from intellizap.app import create_app
+
+    _exit_cleanly_on_signals()
+    _check_metrics_port(settings)
+    if not settings.uses_embedded_database:
+        # The embedded server is started (and migrated) by the app itself; a configured
+        # database is checked now, so a wrong DATABASE_URL is one line, not a traceback.
+        database_url(settings, schema=False)
     uvicorn.run(
         create_app(settings, roles),
         host=host or settings.host,
@@ -52,21 +113,30 @@ def _run_http(settings: Settings, roles: Roles, host: str | None, port: int | No
 def serve(host: HostOption = None, port: PortOption = None) -> None:
     """All in one process: API, job worker and scheduler. Starts an embedded PostgreSQL under
     DATA_DIR when DATABASE_URL is unset, and applies migrations."""
-    _run_http(load_settings(), Roles(migrate=True, worker=True), host, port)
+    from intellizap.app import Roles
+
+    _run_http(load_settings(service=True), Roles(migrate=True, worker=True), host, port)
 
 
 @cli.command()
 def api(host: HostOption = None, port: PortOption = None) -> None:
     """Only the HTTP API (for replicas behind a load balancer; run `intellizap migrate` first)."""
-    _run_http(load_settings(), Roles(), host, port)
+    from intellizap.app import Roles
+
+    _run_http(load_settings(service=True), Roles(), host, port)
 
 
 @cli.command()
 def worker() -> None:
     """Only the job worker and periodic tasks (run as many as you like, on any machine).
     SIGTERM lets running jobs finish (up to 30 s); unfinished ones run again elsewhere."""
-    settings = load_settings()
-    url, _embedded = start_database(settings)
+    from intellizap import jobs
+    from intellizap.observability.server import metrics_server
+
+    _exit_cleanly_on_signals()
+    settings = load_settings(service=True)
+    _check_metrics_port(settings)
+    url = database_url(settings)
 
     async def run() -> None:
         main = asyncio.current_task()
@@ -74,11 +144,12 @@ def worker() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, main.cancel)
-        async with jobs.connect(url).open_async() as queue:
-            try:
-                await jobs.run_worker(queue, settings, url)
-            except asyncio.CancelledError:
-                log.info("worker stopped")
+        with metrics_server(settings, url):
+            async with jobs.connect(url).open_async() as queue:
+                try:
+                    await jobs.run_worker(queue, settings, url)
+                except asyncio.CancelledError:
+                    log.info("worker stopped")
 
     asyncio.run(run())
 
@@ -86,136 +157,21 @@ def worker() -> None:
 @cli.command()
 def migrate() -> None:
     """Apply the database migrations (ours and the job queue's). Safe to run on every deploy."""
-    settings = load_settings()
-    url, _embedded = start_database(settings)
+    from intellizap.db import migrate as migrations
+
+    settings = load_settings(service=True)
+    url = database_url(settings, schema=False)
     migrations.upgrade(url)
     typer.echo(f"database at revision {migrations.current_revision(url)}")
 
 
-groups_cli = typer.Typer(help="WhatsApp groups of a tenant.", no_args_is_help=True)
-cli.add_typer(groups_cli, name="grupos")
-cli.add_typer(webhook_cli, name="webhook")
-
-
-@groups_cli.command("sync")
-def sync_groups(
-    instance: InstanceArgument,
-) -> None:
-    """Fetch the instance's groups from Evolution and record them (names; new ones inactive)."""
-    from rich.progress import Progress
-
-    from intellizap.evolution.client import EvolutionClient
-    from intellizap.tenants.group_sync import store_groups
-
-    settings = load_settings()
-
-    async def work(database: Database, _url: str) -> None:
-        tenant = await tenant_or_exit(database, instance)
-        evolution = EvolutionClient.from_settings(settings)
-        try:
-            with Progress(transient=True) as progress:
-                fetching = progress.add_task(f"fetching groups of {instance}…", total=None)
-                groups = await evolution.fetch_all_groups(
-                    tenant.instance, token=tenant.evolution_token
-                )
-                progress.update(fetching, total=len(groups), description="recording groups")
-                result = await store_groups(
-                    database, tenant.id, groups, lambda n: progress.advance(fetching, n)
-                )
-        finally:
-            await evolution.aclose()
-        typer.echo(f"{result.groups} groups of {instance}, {result.new} new (inactive)")
-
-    with_database(settings, work)
-
-
-@cli.command()
-def resumo(
-    group_jid: Annotated[str, typer.Argument(help="The group's JID (…@g.us).")],
-    instance: InstanceOption,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the prompt and its token count; call nothing.")
-    ] = False,
-) -> None:
-    """Summarise a group since its last summary, like /resumo typed in the group."""
-    from datetime import UTC, datetime
-
-    from sqlalchemy import text
-
-    from intellizap.summaries.service import draft, request_on_demand
-
-    settings = load_settings()
-
-    async def work(database: Database, url: str) -> None:
-        tenant = await tenant_or_exit(database, instance)
-        async with database.session() as session:
-            found = (
-                (
-                    await session.execute(
-                        text(
-                            "SELECT g.id AS group_id, g.nome, u.id AS tenant_id, u.fuso_horario"
-                            " FROM grupos g JOIN usuarios u ON u.id = g.usuario_id"
-                            " WHERE u.id = :tenant_id AND g.grupo_id_externo = :jid"
-                        ),
-                        {"tenant_id": tenant.id, "jid": group_jid},
-                    )
-                )
-                .mappings()
-                .first()
-            )
-        if found is None:
-            typer.echo(f"the instance {instance!r} has no group {group_jid!r}", err=True)
-            raise typer.Exit(1)
-        if dry_run:
-            row = {**found, "id": None, "periodo_fim": None}
-            plan = await draft(database, settings, row, now=datetime.now(UTC))
-            for message in plan.messages:
-                typer.echo(f"--- {message['role']} ---\n{message['content']}")
-            typer.echo(
-                f"--- {len(plan.lines)} messages, ~{plan.prompt_tokens} prompt tokens, "
-                f"{plan.chunks} LLM call(s) before merging ---"
-            )
-            return
-        async with jobs.connect(url).open_async() as queue:
-            summary_id = await request_on_demand(
-                database, queue, settings, tenant_id=tenant.id, group_id=found["group_id"]
-            )
-        if summary_id is None:
-            typer.echo(
-                "a summary of this group was requested moments ago; try again later", err=True
-            )
-            raise typer.Exit(1)
-        typer.echo(f"summary {summary_id} queued; a worker will write and send it")
-
-    with_database(settings, work)
-
-
-@cli.command()
-def uso(instance: InstanceArgument) -> None:
-    """Token usage of the tenant's current quota cycle."""
-    from datetime import UTC, datetime
-
-    from intellizap.tenants.quota import account_usage
-
-    settings = load_settings()
-
-    async def work(database: Database, _url: str) -> None:
-        tenant = await tenant_or_exit(database, instance)
-        status = await account_usage(
-            database,
-            tenant_id=tenant.id,
-            default_zone=settings.default_timezone,
-            now=datetime.now(UTC),
-        )
-        limit = f"{status.limit:,}" if status.limit is not None else "no limit"
-        typer.echo(f"cycle since {status.cycle_start.date().isoformat()} ({status.zone.key})")
-        typer.echo(f"platform key: {status.used:,} tokens of {limit}")
-        typer.echo(f"own key:      {status.used_own_key:,} tokens (not counted in the quota)")
-        typer.echo(f"voice notes:  {status.audio_seconds / 60:,.1f} minutes transcribed")
-        if status.exceeded:
-            typer.echo("quota exceeded: summaries on the platform key are refused")
-
-    with_database(settings, work)
+cli.add_typer(tenants.tenants_cli, name="usuarios")
+cli.add_typer(groups.groups_cli, name="grupos")
+cli.add_typer(job_commands.jobs_cli, name="jobs")
+cli.add_typer(database.database_cli, name="db")
+cli.add_typer(webhook.webhook_cli, name="webhook")
+summaries.register(cli)
+demo.register(cli)
 
 
 def main() -> None:
@@ -223,4 +179,4 @@ def main() -> None:
         cli()
     except ConfigurationError as exc:
         typer.echo(str(exc), err=True)
-        sys.exit(2)
+        sys.exit(MISCONFIGURED)

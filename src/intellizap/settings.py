@@ -29,6 +29,8 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         case_sensitive=False,
+        # An empty variable (`WEBHOOK_JWT_KEY=` in .env, `${VAR:-}` in compose) means unset,
+        # not "a secret of length 0" nor "the URL ''".
         env_ignore_empty=True,
     )
 
@@ -37,6 +39,18 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+
+    # -- metrics (/metrics; see intellizap.observability.server) --------------------------------
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="serve /metrics on this port only (every process, the worker too)",
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="where METRICS_PORT listens")
+    metrics_token: SecretStr | None = Field(
+        default=None, description="bearer token /metrics requires (production: required on PORT)"
+    )
 
     # -- database -----------------------------------------------------------------------------
     database_url: SecretStr | None = None
@@ -215,6 +229,7 @@ class Settings(BaseSettings):
                 self.openai_api_key,
                 self.supabase_service_key,
                 self.supabase_jwt_secret,
+                self.metrics_token,
             )
             if value is not None
         ]
@@ -259,6 +274,7 @@ class Settings(BaseSettings):
             ("WEBHOOK_SECRET", self.webhook_secret),
             ("WEBHOOK_JWT_KEY", self.webhook_jwt_key),
             ("SUPABASE_JWT_SECRET", self.supabase_jwt_secret),
+            ("METRICS_TOKEN", self.metrics_token),
         ):
             if value is not None and len(value.get_secret_value()) < _MIN_SECRET_LENGTH:
                 problems.append(

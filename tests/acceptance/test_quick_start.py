@@ -80,11 +80,8 @@ async def serve(
             await wait_until(ready, within=90)
             yield client
         process.send_signal(signal.SIGTERM)
-        # uvicorn re-raises the signal once its graceful shutdown is done, so the exit status
-        # says "terminated by SIGTERM" rather than 0; a hang or a crash would fail here.
-        assert await asyncio.wait_for(process.wait(), 40) in (0, -signal.SIGTERM), (
-            log_file.read_text()[-2000:]
-        )
+        # A requested stop is a clean exit: status 0 (a hang or a crash would fail here).
+        assert await asyncio.wait_for(process.wait(), 40) == 0, log_file.read_text()[-2000:]
     finally:
         if process.returncode is None:
             process.kill()

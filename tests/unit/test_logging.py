@@ -19,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import intellizap.logging as logmod
+import intellizap.redaction as redmod
 from intellizap.logging import REDACTED, add_secret, configure_logging, get_logger, redact
 
 SECRET = "webhook-secret-value-42"
@@ -30,14 +31,14 @@ KEY_CHARS = string.ascii_letters + string.digits + "-_"
 @contextmanager
 def isolated_secrets() -> Iterator[None]:
     """Secrets registered inside are forgotten afterwards (they would redact other tests' lines)."""
-    saved = set(logmod._secrets)
+    saved = set(redmod._secrets)
     try:
         yield
     finally:
-        with logmod._lock:
-            logmod._secrets.clear()
-            logmod._secrets.update(saved)
-            logmod._secrets_dirty = True
+        with redmod._lock:
+            redmod._secrets.clear()
+            redmod._secrets.update(saved)
+            redmod._secrets_dirty = True
 
 
 @pytest.fixture(autouse=True)
@@ -401,4 +402,4 @@ FRAGMENTS = [
 
 @given(st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=4), max_size=25).map("".join))
 def test_the_quick_prefilter_never_skips_a_match(text: str) -> None:
-    assert logmod._redact(text, None) == logmod._PATTERN.sub(logmod._replace, text)
+    assert redmod._redact(text, None) == redmod._PATTERN.sub(redmod._replace, text)

@@ -8,14 +8,37 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
+import warnings
 from pathlib import Path
 
-import pgserver._commands as pg_commands
-from pgserver.postgres_server import PostgresServer, get_server
+from intellizap.settings import Settings
+
+
+def _runtime_dir() -> None:
+    """pgserver keeps its lock file in the user's runtime directory (platformdirs), which warns
+    on stderr when XDG_RUNTIME_DIR is unset (servers, containers, CI). Give it a private one."""
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        return
+    path = Path(tempfile.gettempdir()) / f"intellizap-runtime-{os.getuid()}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    if path.is_symlink() or path.stat().st_uid != os.getuid():
+        return  # someone else's: let platformdirs choose (and warn)
+    path.chmod(0o700)
+    os.environ["XDG_RUNTIME_DIR"] = str(path)
+
+
+_runtime_dir()
+with warnings.catch_warnings():
+    # platformdirs' RuntimeDirWarning, raised at import time by pgserver on unusual set-ups.
+    warnings.simplefilter("ignore", UserWarning)
+    import pgserver._commands as pg_commands
+    from pgserver.postgres_server import PostgresServer, get_server
 
 _log = logging.getLogger(__name__)
 
-os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")  # noqa: S108 - pgserver's lock directory
+#: The ``psql`` shipped with the embedded server (the same major version).
+PSQL = pg_commands.POSTGRES_BIN_PATH / "psql"
 
 
 class EmbeddedPostgres:
@@ -65,3 +88,11 @@ class EmbeddedPostgres:
             raise RuntimeError("the embedded database was never started")
         with server._lock:
             server.ensure_postgres_running()
+
+
+def start_database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
+    """The database URL to use, starting the embedded server when ``DATABASE_URL`` is unset."""
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value(), None
+    embedded = EmbeddedPostgres(settings.data_dir)
+    return embedded.start(), embedded

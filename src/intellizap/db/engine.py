@@ -68,6 +68,9 @@ def create_engine(url: str, *, pool_size: int, connect_timeout: float) -> AsyncE
         max_overflow=pool_size,
         pool_timeout=connect_timeout,
         pool_recycle=1800,
+        # A failed statement's error message would otherwise carry its parameters: messages,
+        # transcripts and summaries, then a log line.
+        hide_parameters=True,
         connect_args={
             "connect_timeout": max(1, int(connect_timeout)),
             # Sessions in UTC: correct even on legacy `timestamp without time zone` columns.

@@ -33,6 +33,13 @@ def head_revision() -> str:
     return head
 
 
+def known_revisions() -> set[str]:
+    """Every migration this code knows (a database at another one was migrated by a newer
+    release)."""
+    script = ScriptDirectory.from_config(alembic_config("postgresql://localhost/x"))
+    return {revision.revision for revision in script.walk_revisions()}
+
+
 def current_revision(url: str) -> str | None:
     """The revision the database at ``url`` is at (None when never migrated)."""
     engine = create_engine(sqlalchemy_url(url), poolclass=pool.NullPool)
