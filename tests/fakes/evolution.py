@@ -5,11 +5,18 @@
         ...  # point the backend at evo.url
         assert evo.sent[0].text == "..."
 
+Awkward like the real one around sends: it can fail or hang *after* it sent the message
+(``fail_after_sending``, ``hold_after_sending``), lose a request it never acted on
+(``lose_next_send``), answer slowly (``delay``), keep its sends for ``findMessages`` (unless
+``stores_messages`` is off, as with Evolution's ``DATABASE_SAVE_DATA_NEW_MESSAGE=false``), and
+report each send back as a ``send.message`` webhook (``echo_to``), possibly twice.
+
 See /work/shared/evolution/reference.md §4 and tests/fixtures/evolution/rest.*.json.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import json
@@ -17,10 +24,12 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
+import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -86,6 +95,16 @@ class SentText:
 
 
 @dataclass(frozen=True)
+class _AfterSend:
+    """What the next send does once it has (or has not) acted."""
+
+    kind: str  # "fail": acts, then answers ``status``; "hold": acts, then waits for the gate;
+    # "lose": waits for the gate, then answers 502 without ever acting
+    status: int = 500
+    gate: Gate | None = None
+
+
+@dataclass(frozen=True)
 class Media:
     data: bytes
     mimetype: str
@@ -102,12 +121,23 @@ class FakeEvolution(FakeServer):
         self._sent: list[SentText] = []
         self._downloads: list[dict[str, Any]] = []
         self._group_calls: list[dict[str, Any]] = []
+        self.stores_messages = True  # Evolution's DATABASE_SAVE_DATA_NEW_MESSAGE
+        self._stored: list[dict[str, Any]] = []  # what findMessages searches (instance + record)
+        self._after_send: list[_AfterSend] = []
+        self._searches: list[dict[str, Any]] = []
+        self._echo_url: str | None = None
+        self._echo_headers: dict[str, str] = {}
+        self._echo_times = 1
+        self._echo_delay = 0.0
+        self._echoes: list[int] = []
+        self._background: set[asyncio.Task[None]] = set()
         super().__init__()
 
     def routes(self) -> list[tuple[str, str, Handler]]:
         return [
             ("POST", "/message/sendText/{instance}", self._send_text),
             ("POST", "/chat/getBase64FromMediaMessage/{instance}", self._get_base64),
+            ("POST", "/chat/findMessages/{instance}", self._find_messages),
             ("GET", "/group/fetchAllGroups/{instance}", self._fetch_all_groups),
             ("GET", "/group/findGroupInfos/{instance}", self._find_group_infos),
         ]
@@ -132,6 +162,58 @@ class FakeEvolution(FakeServer):
     def sent(self) -> list[SentText]:
         with self.lock:
             return list(self._sent)
+
+    def fail_after_sending(self, status: int = 500, times: int = 1) -> None:
+        """The next ``times`` sends go out (recorded, stored, echoed), then answer ``status``."""
+        with self.lock:
+            self._after_send += [_AfterSend("fail", status=status)] * times
+
+    def hold_after_sending(self) -> Gate:
+        """The next send goes out, then its answer waits for ``gate.release()`` (a client
+        timeout, or a killed client, never learns that it went out)."""
+        gate = self._new_gate()
+        with self.lock:
+            self._after_send.append(_AfterSend("hold", gate=gate))
+        return gate
+
+    def lose_next_send(self) -> Gate:
+        """The next send waits for ``gate.release()``, then answers 502 without having acted
+        (a proxy whose upstream never got it)."""
+        gate = self._new_gate()
+        with self.lock:
+            self._after_send.append(_AfterSend("lose", gate=gate))
+        return gate
+
+    def echo_to(
+        self,
+        url: str,
+        headers: dict[str, str] | None = None,
+        *,
+        times: int = 1,
+        delay: float = 0.0,
+    ) -> None:
+        """Report every send as a ``send.message`` webhook to ``url`` (``times`` deliveries,
+        ``delay`` seconds after the send), as Evolution does with ``SEND_MESSAGE`` enabled."""
+        with self.lock:
+            self._echo_url = url
+            self._echo_headers = dict(headers or {})
+            self._echo_times = times
+            self._echo_delay = delay
+
+    @property
+    def echoes(self) -> list[int]:
+        """Status codes our service answered to the ``send.message`` webhooks."""
+        with self.lock:
+            return list(self._echoes)
+
+    @property
+    def searches(self) -> list[dict[str, Any]]:
+        """findMessages calls: ``{instance, body, apikey}``."""
+        with self.lock:
+            return list(self._searches)
+
+    def sent_to(self, number: str) -> list[SentText]:
+        return [item for item in self.sent if item.number == number]
 
     @property
     def downloads(self) -> list[dict[str, Any]]:
@@ -180,6 +262,12 @@ class FakeEvolution(FakeServer):
         if not isinstance(text, str) or not text.strip():
             return error(400, ["Text is required"])
         instance = request.path_params["instance"]
+        with self.lock:
+            after = self._after_send.pop(0) if self._after_send else None
+        if after is not None and after.kind == "lose":
+            assert after.gate is not None
+            await _wait(after.gate)
+            return error(502, ["Bad Gateway"])
         sent = SentText(
             instance=instance,
             number=number,
@@ -189,9 +277,15 @@ class FakeEvolution(FakeServer):
             at=time.monotonic(),
             body=body,
         )
-        with self.lock:
-            self._sent.append(sent)
         now = int(time.time())
+        content: dict[str, Any] = {"conversation": text}
+        if quoted:  # Baileys turns a quoting text into an extendedTextMessage
+            content = {
+                "extendedTextMessage": {
+                    "text": text,
+                    "contextInfo": {"stanzaId": (quoted.get("key") or {}).get("id")},
+                }
+            }
         response = {
             "key": {
                 "remoteJid": to_jid(number),
@@ -200,19 +294,104 @@ class FakeEvolution(FakeServer):
             },
             "pushName": "Você",
             "status": "PENDING",
-            "message": {"conversation": text},
+            "message": content,
             "contextInfo": {
                 "mentionedJid": [],
                 "groupMentions": [],
                 "ephemeralSettingTimestamp": {"low": now - 172800, "high": 0, "unsigned": False},
                 "disappearingMode": {"initiator": 0},
             },
-            "messageType": "conversation",
+            "messageType": next(iter(content)),
             "messageTimestamp": now,
             "instanceId": INSTANCE_ID,
             "source": "web",
         }
+        with self.lock:
+            self._sent.append(sent)
+            if self.stores_messages:
+                self._stored.append({"instance": instance, "record": copy.deepcopy(response)})
+        self._echo(instance, response)
+        if after is not None and after.kind == "fail":
+            return error(after.status, [HTTPStatus(after.status).phrase])
+        if after is not None and after.kind == "hold":
+            assert after.gate is not None
+            await _wait(after.gate)
         return JSONResponse(response, 201)
+
+    def _echo(self, instance: str, data: dict[str, Any]) -> None:
+        with self.lock:
+            url, headers = self._echo_url, dict(self._echo_headers)
+            times, delay = self._echo_times, self._echo_delay
+        if url is None:
+            return
+        envelope = _fixture("send.message.json")
+        envelope.update(instance=instance, data=copy.deepcopy(data), destination=url)
+        task = asyncio.get_running_loop().create_task(
+            self._deliver_echo(url, headers, envelope, times, delay)
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _deliver_echo(
+        self, url: str, headers: dict[str, str], envelope: dict[str, Any], times: int, delay: float
+    ) -> None:
+        await asyncio.sleep(delay)
+        async with httpx.AsyncClient(timeout=30) as http:
+            for _ in range(times):
+                try:
+                    status = (await http.post(url, json=envelope, headers=headers)).status_code
+                except httpx.HTTPError:
+                    status = 0
+                with self.lock:
+                    self._echoes.append(status)
+
+    async def _find_messages(self, request: Request, raw: bytes) -> Response:
+        """v2: ``{where: {key, messageTimestamp: {gte, lte}}, offset, page}`` →
+        ``{messages: {total, pages, currentPage, records}}``; v1 (``limit``) → a list."""
+        body = _json_object(raw)
+        if body is None:
+            return error(400, ["requires property where"])
+        instance = request.path_params["instance"]
+        with self.lock:
+            self._searches.append(
+                {"instance": instance, "body": body, "apikey": self.request_key(request)}
+            )
+            stored = [item["record"] for item in self._stored if item["instance"] == instance]
+        where = body.get("where") if isinstance(body.get("where"), dict) else {}
+        key_filter = where.get("key") if isinstance(where.get("key"), dict) else {}
+        records = [
+            record
+            for record in stored
+            if all(record["key"].get(name) == value for name, value in key_filter.items())
+        ]
+        stamp = where.get("messageTimestamp")
+        if isinstance(stamp, dict) and "gte" in stamp and "lte" in stamp:
+            low, high = _epoch(stamp["gte"]), _epoch(stamp["lte"])
+            records = [r for r in records if low <= r["messageTimestamp"] <= high]
+        records.sort(key=lambda r: r["messageTimestamp"], reverse=True)
+        if "limit" in body and "offset" not in body and "page" not in body:  # v1
+            return JSONResponse(records[: int(body["limit"])], 200)
+        size = int(body.get("offset") or 50)
+        page = int(body.get("page") or 1)
+        return JSONResponse(
+            {
+                "messages": {
+                    "total": len(records),
+                    "pages": -(-len(records) // size),
+                    "currentPage": page,
+                    "records": records[(page - 1) * size : page * size],
+                }
+            },
+            200,
+        )
+
+    def _new_gate(self) -> Gate:
+        # Listed with the request gates so that stopping the server releases it, under a path
+        # no request has, so that it holds only where the send handler waits on it.
+        gate = Gate("\x00send-handler")
+        with self.lock:
+            self._gates.append(gate)
+        return gate
 
     async def _get_base64(self, request: Request, raw: bytes) -> Response:
         body = _json_object(raw) or {}
@@ -277,6 +456,19 @@ class FakeEvolution(FakeServer):
             if group.get("id") == jid:
                 return JSONResponse(group, 200)
         return error(400, ["item-not-found"])
+
+
+async def _wait(gate: Gate) -> None:
+    gate.arrived.set()
+    while not gate.is_set():  # noqa: ASYNC110 - a threading.Event set by the test thread
+        await asyncio.sleep(0.01)
+
+
+def _epoch(value: Any) -> float:
+    """``new Date(value).getTime() / 1000`` for ISO strings and millisecond numbers."""
+    if isinstance(value, int | float):
+        return value / 1000
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
 
 
 def _json_object(raw: bytes) -> dict[str, Any] | None:

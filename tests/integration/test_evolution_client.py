@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from pydantic import SecretStr
 from intellizap.evolution.client import EvolutionClient, GroupMetadata, MediaFile, Quote
 from intellizap.evolution.errors import (
     BadRequest,
+    DeliveryUnknown,
     EvolutionError,
     EvolutionUnavailable,
     InstanceNotFound,
@@ -251,46 +253,106 @@ async def test_no_key_at_all_sends_no_header_and_is_not_authorized(evo: FakeEvol
     assert evo.sent == []
 
 
-# --- retries -------------------------------------------------------------------------------------
+# --- retries ------------------------------------------------------------------------------------
+#
+# A read is retried on 5xx and network errors. A send is not: once the request may have reached
+# Evolution, repeating it could put the message in the group twice.
 
 
-async def test_5xx_then_success_is_retried(evo: FakeEvolution, client: EvolutionClient) -> None:
-    evo.fail_next(SEND, 503, times=2)
+async def test_a_read_answered_5xx_is_retried(evo: FakeEvolution, client: EvolutionClient) -> None:
+    evo.fail_next("/group/fetchAllGroups/", 503, times=2)
 
-    message_id = await client.send_text(INSTANCE, number=NUMBER, text=REPLY)
+    groups = await client.fetch_all_groups(INSTANCE)
 
-    assert [r.status for r in evo.requests_to(SEND)] == [503, 503, 201]
-    assert len(evo.sent) == 1
-    assert message_id is not None
-    assert MESSAGE_ID.match(message_id)
+    assert [r.status for r in evo.requests_to("/group/fetchAllGroups/")] == [503, 503, 200]
+    assert groups
 
 
-async def test_429_then_success_is_retried(evo: FakeEvolution, client: EvolutionClient) -> None:
-    evo.fail_next(SEND, 429, retry_after=0)
+async def test_a_read_answered_429_is_retried(evo: FakeEvolution, client: EvolutionClient) -> None:
+    evo.fail_next("/group/findGroupInfos/", 429, retry_after=0)
 
-    await client.send_text(INSTANCE, number=NUMBER, text=REPLY)
+    await client.find_group_info(INSTANCE, GROUP_JID)
 
-    assert [r.status for r in evo.requests_to(SEND)] == [429, 201]
-    assert len(evo.sent) == 1
+    assert [r.status for r in evo.requests_to("/group/findGroupInfos/")] == [429, 200]
 
 
-async def test_persistent_5xx_is_unavailable_after_all_attempts(evo: FakeEvolution) -> None:
-    evo.fail_next(SEND, 500, times=10)
+async def test_a_read_failing_with_5xx_is_unavailable_after_all_attempts(
+    evo: FakeEvolution,
+) -> None:
+    evo.fail_next("/group/fetchAllGroups/", 500, times=10)
     client = make_client(evo.url, attempts=4)
     try:
         with pytest.raises(EvolutionUnavailable) as caught:
-            await client.send_text(INSTANCE, number=NUMBER, text=REPLY)
+            await client.fetch_all_groups(INSTANCE)
     finally:
         await client.aclose()
 
+    assert not isinstance(caught.value, DeliveryUnknown)
     assert caught.value.transient is True
     assert "500" in str(caught.value)
-    assert [r.status for r in evo.requests_to(SEND)] == [500] * 4
-    assert evo.sent == []
+    assert [r.status for r in evo.requests_to("/group/")] == [500] * 4
     assert_no_secret(caught.value, GLOBAL_KEY)
 
 
-async def test_network_error_is_unavailable(evo: FakeEvolution) -> None:
+async def test_a_send_answered_500_after_it_went_out_is_not_repeated(
+    evo: FakeEvolution, client: EvolutionClient
+) -> None:
+    evo.fail_after_sending(500, times=3)
+
+    with pytest.raises(DeliveryUnknown) as caught:
+        await client.send_text(INSTANCE, number=GROUP_JID, text=REPLY)
+
+    assert len(evo.sent) == 1  # the message is in the group once; the old client sent it thrice
+    assert [r.status for r in evo.requests_to(SEND)] == [500]
+    assert caught.value.transient is True
+    assert "500" in str(caught.value)
+    assert "may have been carried out" in str(caught.value)
+    assert_no_secret(caught.value, GLOBAL_KEY)
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+async def test_a_send_answered_5xx_is_not_repeated_even_when_it_did_not_go_out(
+    evo: FakeEvolution, client: EvolutionClient, status: int
+) -> None:
+    """From the client's side a gateway 5xx looks the same whether or not Evolution acted."""
+    evo.fail_next(SEND, status, times=3)
+
+    with pytest.raises(DeliveryUnknown):
+        await client.send_text(INSTANCE, number=GROUP_JID, text=REPLY)
+
+    assert [r.status for r in evo.requests_to(SEND)] == [status]
+    assert evo.sent == []
+
+
+async def test_a_send_whose_answer_times_out_is_not_repeated(evo: FakeEvolution) -> None:
+    gate = evo.hold_after_sending()
+    client = make_client(evo.url, timeout=0.5)
+    try:
+        with pytest.raises(DeliveryUnknown) as caught:
+            await client.send_text(INSTANCE, number=GROUP_JID, text=REPLY)
+    finally:
+        gate.release()
+        await client.aclose()
+
+    assert "ReadTimeout" in str(caught.value)
+    assert len(evo.requests_to(SEND)) == 1
+    assert len(evo.sent) == 1
+
+
+async def test_a_send_refused_with_429_did_not_go_out_and_says_when_to_retry(
+    evo: FakeEvolution, client: EvolutionClient
+) -> None:
+    evo.fail_next(SEND, 429, retry_after=7)
+
+    with pytest.raises(EvolutionUnavailable) as caught:
+        await client.send_text(INSTANCE, number=GROUP_JID, text=REPLY)
+
+    assert not isinstance(caught.value, DeliveryUnknown)
+    assert caught.value.retry_after == 7
+    assert [r.status for r in evo.requests_to(SEND)] == [429]
+
+
+async def test_a_send_to_an_unreachable_server_is_unavailable_not_unknown() -> None:
     client = make_client(f"http://127.0.0.1:{free_port()}", attempts=2)
     try:
         with pytest.raises(EvolutionUnavailable) as caught:
@@ -298,9 +360,143 @@ async def test_network_error_is_unavailable(evo: FakeEvolution) -> None:
     finally:
         await client.aclose()
 
+    # Nothing was written to the network: the send certainly did not go out.
+    assert not isinstance(caught.value, DeliveryUnknown)
     assert caught.value.transient is True
     assert "unreachable" in str(caught.value)
     assert_no_secret(caught.value, GLOBAL_KEY, TENANT_TOKEN)
+
+
+# --- findMessages --------------------------------------------------------------------------------
+
+
+async def test_find_sent_messages_finds_our_messages_in_the_chat_and_period(
+    evo: FakeEvolution, client: EvolutionClient
+) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    first = await client.send_text(INSTANCE, number=GROUP_JID, text="um")
+    second = await client.send_text(
+        INSTANCE, number=GROUP_JID, text="dois", quote=reply_quote(chat_jid=GROUP_JID)
+    )
+    await client.send_text(INSTANCE, number=NUMBER, text="outro chat")
+    await client.send_text("outra-instancia", number=GROUP_JID, text="outra instância")
+    after = datetime.now(UTC) + timedelta(seconds=5)
+
+    found = await client.find_sent_messages(
+        INSTANCE, chat_jid=GROUP_JID, since=before, until=after, token=TENANT_TOKEN
+    )
+
+    assert {(item.message_id, item.text) for item in found} == {(first, "um"), (second, "dois")}
+    assert all(item.sent_at is not None and before <= item.sent_at <= after for item in found)
+    (search,) = evo.searches
+    assert search["instance"] == INSTANCE
+    assert search["apikey"] == TENANT_TOKEN
+    assert search["body"]["where"]["key"] == {"remoteJid": GROUP_JID, "fromMe": True}
+    assert set(search["body"]["where"]["messageTimestamp"]) == {"gte", "lte"}
+    assert (search["body"]["offset"], search["body"]["page"]) == (100, 1)
+
+
+async def test_find_sent_messages_leaves_out_other_periods(
+    evo: FakeEvolution, client: EvolutionClient
+) -> None:
+    await client.send_text(INSTANCE, number=GROUP_JID, text="um")
+    later = datetime.now(UTC) + timedelta(minutes=10)
+
+    found = await client.find_sent_messages(
+        INSTANCE, chat_jid=GROUP_JID, since=later, until=later + timedelta(minutes=5)
+    )
+
+    assert found == []
+
+
+async def test_find_sent_messages_reads_every_page(
+    evo: FakeEvolution, client: EvolutionClient
+) -> None:
+    for n in range(230):
+        await client.send_text(INSTANCE, number=GROUP_JID, text=f"mensagem {n}")
+
+    found = await client.find_sent_messages(
+        INSTANCE,
+        chat_jid=GROUP_JID,
+        since=datetime.now(UTC) - timedelta(minutes=1),
+        until=datetime.now(UTC) + timedelta(minutes=1),
+    )
+
+    assert sorted(item.text or "" for item in found) == sorted(f"mensagem {n}" for n in range(230))
+    assert [s["body"]["page"] for s in evo.searches] == [1, 2, 3]
+
+
+async def test_v1_find_sent_messages_filters_the_period_itself(evo: FakeEvolution) -> None:
+    client = make_client(evo.url, api_version=1)
+    try:
+        sent = await client.send_text(INSTANCE, number=GROUP_JID, text="um")
+        now = datetime.now(UTC)
+        found = await client.find_sent_messages(
+            INSTANCE,
+            chat_jid=GROUP_JID,
+            since=now - timedelta(minutes=1),
+            until=now + timedelta(minutes=1),
+        )
+        none = await client.find_sent_messages(
+            INSTANCE,
+            chat_jid=GROUP_JID,
+            since=now + timedelta(minutes=5),
+            until=now + timedelta(minutes=9),
+        )
+    finally:
+        await client.aclose()
+
+    assert [(item.message_id, item.text) for item in found] == [(sent, "um")]
+    assert none == []
+    assert evo.searches[0]["body"] == {
+        "where": {"key": {"remoteJid": GROUP_JID, "fromMe": True}},
+        "limit": 500,
+    }
+
+
+async def test_find_sent_messages_of_an_evolution_that_stores_nothing_is_empty(
+    evo: FakeEvolution, client: EvolutionClient
+) -> None:
+    evo.stores_messages = False
+    await client.send_text(INSTANCE, number=GROUP_JID, text="um")
+
+    found = await client.find_sent_messages(
+        INSTANCE,
+        chat_jid=GROUP_JID,
+        since=datetime.now(UTC) - timedelta(minutes=1),
+        until=datetime.now(UTC) + timedelta(minutes=1),
+    )
+
+    assert found == []
+
+
+async def test_find_sent_messages_skips_malformed_records(
+    evo: FakeEvolution, client: EvolutionClient
+) -> None:
+    now = int(datetime.now(UTC).timestamp())
+    records = [
+        "garbage",
+        {"key": "no object"},
+        {"key": {"id": ""}},
+        {"key": {"id": "A1"}, "message": {"imageMessage": {}}, "messageTimestamp": str(now)},
+        {"key": {"id": "A2"}, "message": {"conversation": "oi"}, "messageTimestamp": {"low": now}},
+        {"key": {"id": "A3"}, "message": None, "messageTimestamp": True},
+    ]
+    evo.fail_next("/chat/findMessages/", 200, body={"messages": {"pages": "x", "records": records}})
+
+    found = await client.find_sent_messages(
+        INSTANCE,
+        chat_jid=GROUP_JID,
+        since=datetime.now(UTC) - timedelta(minutes=1),
+        until=datetime.now(UTC) + timedelta(minutes=1),
+    )
+
+    assert [(item.message_id, item.text) for item in found] == [
+        ("A1", None),
+        ("A2", "oi"),
+        ("A3", None),
+    ]
+    assert found[2].sent_at is None
 
 
 # --- 4xx errors ----------------------------------------------------------------------------------

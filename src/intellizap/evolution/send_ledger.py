@@ -1,0 +1,410 @@
+"""The send ledger (table ``envios``): what the backend sends to WhatsApp, and what became of it.
+
+A row is written when a message is queued, before anything is posted, and goes
+
+    pendente ──(POST starts)──▶ enviando ──(201 / found in Evolution / send.message)──▶ enviado
+        ▲                          │
+        └──(it did not go out)─────┘         and, for good: falhou, or cancelado (an earlier
+                                             part of the same message failed)
+
+``enviando`` is the only state whose outcome is unknown: a POST was started and no answer said
+what happened. Two witnesses settle it — Evolution's ``send.message`` webhook, which ingest hands
+to :func:`record_echo`, and Evolution's message store (``findMessages``), which the send job asks.
+Evolution chooses the message id, so an echo is matched to its row by (tenant, chat, hash of the
+text, time of the POST); a message id confirms one row at most.
+
+Only this module (shared infrastructure) reads or writes ``envios`` and ``mensagens_enviadas``;
+features learn the outcome through the completion task they name when queueing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from sqlalchemy import bindparam
+from sqlalchemy import text as sql
+
+from intellizap.db.engine import Database
+
+#: How far Evolution's clock may be from the database's when times are compared.
+CLOCK_SKEW = timedelta(minutes=2)
+
+
+class Status(StrEnum):
+    PENDING = "pendente"
+    SENDING = "enviando"
+    SENT = "enviado"
+    FAILED = "falhou"
+    CANCELLED = "cancelado"
+
+
+FINAL = frozenset({Status.SENT, Status.FAILED, Status.CANCELLED})
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A task to defer once a whole message (every part) is sent or has failed for good: it
+    gets ``args`` plus ``sent`` (bool) and ``reason`` (why not, in pt-BR, or None)."""
+
+    task: str
+    args: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    id: int
+    tenant_id: uuid.UUID
+    batch: str
+    part: int
+    parts: int
+    number: str
+    chat_jid: str
+    text: str | None
+    fingerprint: str
+    quote: dict[str, Any] | None
+    on_done: Completion | None
+    status: Status
+    attempts: int
+    posted_at: datetime | None
+    message_id: str | None
+    error: str | None
+    now: datetime
+    """The database's clock when the row was read (every time here is on that clock)."""
+
+    @property
+    def is_last(self) -> bool:
+        return self.part == self.parts - 1
+
+
+def fingerprint(value: str) -> str:
+    """What recognises a text when Evolution echoes it (NULs and outer blanks never survive the
+    trip through the webhook parser, so they do not count)."""
+    return hashlib.sha256(value.replace("\x00", "").strip().encode()).hexdigest()
+
+
+def chat_jid_of(number: str) -> str:
+    """The chat Evolution files a send to ``number`` under (its ``createJid`` in short)."""
+    if "@" in number:
+        return number.strip().lower()
+    digits = re.sub(r"\D", "", number)
+    return f"{digits}@g.us" if "-" in number or len(digits) >= 18 else f"{digits}@s.whatsapp.net"
+
+
+# -- queueing ---------------------------------------------------------------------------------------
+
+_RECORD = sql(
+    """
+    INSERT INTO envios (chave, usuario_id, lote, parte, partes, numero, destino_jid, texto,
+                        texto_hash, citacao, ao_concluir)
+    VALUES (:key, :tenant_id, :batch, :part, :parts, :number, :chat_jid, :text, :hash,
+            CAST(:quote AS jsonb), CAST(:on_done AS jsonb))
+    ON CONFLICT (chave) DO NOTHING
+    """
+)
+_BATCH = sql("SELECT id FROM envios WHERE lote = :batch ORDER BY parte")
+
+
+async def record(
+    database: Database,
+    *,
+    tenant_id: uuid.UUID,
+    key: str,
+    number: str,
+    parts: list[str],
+    quote: dict[str, Any] | None,
+    on_done: Completion | None,
+) -> list[int]:
+    """Record the parts of one message (``key``); returns their row ids, in order. Recording
+    the same ``key`` again changes nothing: it is one message, sent once."""
+    done = orjson.dumps({"task": on_done.task, "args": on_done.args}).decode() if on_done else None
+    rows = [
+        {
+            "key": f"{key}:{index}",
+            "tenant_id": tenant_id,
+            "batch": key,
+            "part": index,
+            "parts": len(parts),
+            "number": number,
+            "chat_jid": chat_jid_of(number),
+            "text": part.replace("\x00", ""),
+            "hash": fingerprint(part),
+            "quote": orjson.dumps(quote).decode() if quote and index == 0 else None,
+            "on_done": done,
+        }
+        for index, part in enumerate(parts)
+    ]
+    if not rows:
+        return []
+    async with database.session() as session:
+        await session.execute(_RECORD, rows)
+        return list((await session.execute(_BATCH, {"batch": key})).scalars())
+
+
+# -- the send job -------------------------------------------------------------------------------
+
+_LOAD = sql(
+    """
+    SELECT id, usuario_id, lote, parte, partes, numero, destino_jid, texto, texto_hash, citacao,
+           ao_concluir, status, tentativas, postado_em, id_externo, erro, now() AS now
+    FROM envios WHERE id = :id
+    """
+)
+
+
+async def load(database: Database, send_id: int) -> Send | None:
+    async with database.session() as session:
+        row = (await session.execute(_LOAD, {"id": send_id})).first()
+    if row is None:
+        return None
+    done = row[10]
+    return Send(
+        id=row[0],
+        tenant_id=row[1],
+        batch=row[2],
+        part=row[3],
+        parts=row[4],
+        number=row[5],
+        chat_jid=row[6],
+        text=row[7],
+        fingerprint=row[8],
+        quote=row[9],
+        on_done=Completion(task=done["task"], args=done["args"]) if done else None,
+        status=Status(row[11]),
+        attempts=row[12],
+        posted_at=row[13],
+        message_id=row[14],
+        error=row[15],
+        now=row[16],
+    )
+
+
+_FREE_AT = sql(
+    """
+    SELECT free_at FROM (
+        SELECT greatest(postado_em, respondido_em) + make_interval(secs => :interval) AS free_at
+        FROM envios WHERE usuario_id = :tenant_id AND postado_em IS NOT NULL
+        ORDER BY postado_em DESC LIMIT 1
+    ) latest
+    WHERE free_at > now()
+    """
+)
+
+
+async def busy_until(database: Database, tenant_id: uuid.UUID, interval: float) -> datetime | None:
+    """When the instance may send again (``interval`` after its latest POST ended), if that is
+    still ahead; None when it may send now."""
+    async with database.session() as session:
+        free_at: datetime | None = (
+            await session.execute(_FREE_AT, {"tenant_id": tenant_id, "interval": interval})
+        ).scalar_one_or_none()
+    return free_at
+
+
+_EARLIER_FAILURE = sql(
+    """
+    SELECT erro FROM envios
+    WHERE lote = :batch AND parte < :part AND status IN ('falhou', 'cancelado')
+    LIMIT 1
+    """
+)
+
+
+async def earlier_part_failed(database: Database, send: Send) -> bool:
+    """Whether a part before this one failed for good (then this one is not sent: a summary
+    missing its beginning would mislead)."""
+    async with database.session() as session:
+        found = (
+            await session.execute(_EARLIER_FAILURE, {"batch": send.batch, "part": send.part})
+        ).first()
+    return found is not None
+
+
+_BEGIN = sql(
+    """
+    UPDATE envios
+    SET status = 'enviando', tentativas = tentativas + 1, postado_em = now(),
+        respondido_em = NULL, erro = NULL
+    WHERE id = :id AND status = :status AND tentativas = :attempts
+    RETURNING postado_em
+    """
+)
+
+
+async def begin_attempt(database: Database, send: Send) -> datetime | None:
+    """Record that a POST is about to be made (committed before it is). None when another run
+    of the same send changed the row since it was read: that run decides."""
+    async with database.session() as session:
+        posted_at: datetime | None = (
+            await session.execute(
+                _BEGIN, {"id": send.id, "status": send.status.value, "attempts": send.attempts}
+            )
+        ).scalar_one_or_none()
+    return posted_at
+
+
+_RELEASE = sql(
+    "UPDATE envios SET id_externo = NULL "
+    "WHERE usuario_id = :tenant_id AND id_externo = :message_id AND id <> :id"
+)
+_SENT = sql(
+    """
+    UPDATE envios
+    SET status = 'enviado', id_externo = COALESCE(:message_id, id_externo),
+        respondido_em = COALESCE(respondido_em, now()), concluido_em = now(), texto = NULL,
+        erro = NULL
+    WHERE id = :id
+    """
+)
+_OUR_OWN = sql(
+    "INSERT INTO mensagens_enviadas (id_externo, usuario_id) VALUES (:message_id, :tenant_id) "
+    "ON CONFLICT DO NOTHING"
+)
+
+
+async def record_sent(database: Database, send: Send, message_id: str | None) -> None:
+    """The message went out (Evolution's answer said so, or its store has it). Its id also goes
+    to ``mensagens_enviadas``, so our own messages never end up in a summary."""
+    params = {"id": send.id, "tenant_id": send.tenant_id, "message_id": message_id}
+    async with database.session() as session:
+        if message_id:
+            # Evolution's answer outranks an echo matched to another row by its text.
+            await session.execute(_RELEASE, params)
+            await session.execute(_OUR_OWN, params)
+        await session.execute(_SENT, params)
+
+
+_NOT_SENT = sql(
+    """
+    UPDATE envios
+    SET status = :status, respondido_em = now(), erro = :reason,
+        concluido_em = CASE WHEN :final THEN now() END,
+        texto = CASE WHEN :final THEN NULL ELSE texto END
+    WHERE id = :id
+    """
+)
+
+
+async def record_not_sent(database: Database, send: Send, reason: str, *, final: bool) -> None:
+    """The message did not go out; ``final``: and it never will (``falhou``)."""
+    status = Status.FAILED if final else Status.PENDING
+    async with database.session() as session:
+        await session.execute(
+            _NOT_SENT,
+            {"id": send.id, "status": status.value, "reason": reason[:500], "final": final},
+        )
+
+
+_UNKNOWN = sql(
+    "UPDATE envios SET respondido_em = now(), erro = :reason WHERE id = :id AND status = 'enviando'"
+)
+
+
+async def record_unknown(database: Database, send: Send, reason: str) -> None:
+    """The POST ended without saying whether the message went out: it stays ``enviando``."""
+    async with database.session() as session:
+        await session.execute(_UNKNOWN, {"id": send.id, "reason": reason[:500]})
+
+
+_CANCEL = sql(
+    """
+    UPDATE envios SET status = 'cancelado', erro = :reason, concluido_em = now(), texto = NULL
+    WHERE id = :id AND status IN ('pendente', 'enviando')
+    """
+)
+
+
+async def cancel(database: Database, send: Send, reason: str) -> None:
+    async with database.session() as session:
+        await session.execute(_CANCEL, {"id": send.id, "reason": reason[:500]})
+
+
+_CLAIMED = sql(
+    "SELECT id_externo FROM envios WHERE usuario_id = :tenant_id AND id_externo IN :ids"
+).bindparams(bindparam("ids", expanding=True))
+
+
+async def claimed(database: Database, tenant_id: uuid.UUID, message_ids: list[str]) -> set[str]:
+    """Which of these message ids already confirm a ledger row."""
+    if not message_ids:
+        return set()
+    async with database.session() as session:
+        rows = await session.execute(_CLAIMED, {"tenant_id": tenant_id, "ids": message_ids})
+        return set(rows.scalars())
+
+
+# -- the send.message webhook ---------------------------------------------------------------------
+
+_ECHO = sql(
+    """
+    UPDATE envios e
+    SET status = 'enviado', id_externo = :message_id,
+        respondido_em = COALESCE(e.respondido_em, now()), concluido_em = now(), texto = NULL,
+        erro = NULL
+    FROM (
+        SELECT id FROM envios
+        WHERE usuario_id = :tenant_id AND status = 'enviando' AND destino_jid = :chat_jid
+          AND texto_hash = :hash AND postado_em <= CAST(:sent_at AS timestamptz) + :skew
+          AND NOT EXISTS (
+              SELECT 1 FROM envios o
+              WHERE o.usuario_id = :tenant_id AND o.id_externo = :message_id
+          )
+        ORDER BY postado_em DESC
+        LIMIT 1
+        FOR UPDATE
+    ) target
+    WHERE e.id = target.id
+    RETURNING e.id
+    """
+)
+
+
+async def record_echo(
+    database: Database,
+    *,
+    tenant_id: uuid.UUID,
+    chat_jid: str,
+    message_id: str,
+    text: str | None,
+    sent_at: datetime,
+) -> bool:
+    """A message of ours that Evolution reports (``send.message``, or any ``fromMe`` message):
+    if it is the one a send whose outcome is unknown was waiting for, that send is ``enviado``.
+    Returns whether it was. Repeated or unrelated echoes change nothing."""
+    if not text:
+        return False
+    params = {
+        "tenant_id": tenant_id,
+        "chat_jid": chat_jid.lower(),
+        "hash": fingerprint(text),
+        "message_id": message_id,
+        "sent_at": sent_at,
+        "skew": CLOCK_SKEW,
+    }
+    async with database.session() as session:
+        matched = (await session.execute(_ECHO, params)).scalar_one_or_none()
+        if matched is not None:
+            await session.execute(_OUR_OWN, params)
+    return matched is not None
+
+
+# -- housekeeping -------------------------------------------------------------------------------------
+
+_FORGET = sql("DELETE FROM envios WHERE created_at < :before")
+
+
+async def forget_before(database: Database, before: datetime) -> int:
+    """Delete the ledger rows created before ``before``; returns how many."""
+    async with database.session() as session:
+        result = await session.execute(_FORGET, {"before": before})
+    deleted: int = result.rowcount  # type: ignore[attr-defined]
+    return deleted
+
+
+__all__ = ["CLOCK_SKEW", "FINAL", "Completion", "Send", "Status"]
