@@ -670,3 +670,45 @@ def test_legacy_duplicates_stop_the_upgrade_with_a_clear_message_and_lose_nothin
     with psycopg.connect(database.url) as conn:
         assert conn.execute("SELECT count(*) FROM usuarios").fetchone() == before
         assert migrate.current_revision(database.url) is None
+
+
+# -- the send ledger ---------------------------------------------------------------------------
+
+
+def test_the_send_ledger_is_hidden_from_supabase_users(
+    supabase_database: SupabaseDatabase,
+) -> None:
+    """``envios`` holds texts on their way to the groups: backend-only, like the queue."""
+    database, a, _b = supabase_database
+    with psycopg.connect(database.url) as conn:
+        assert rls_enabled(conn, "envios") is True
+        conn.execute(
+            "INSERT INTO envios (chave, usuario_id, lote, parte, partes, numero, destino_jid,"
+            " texto, texto_hash) VALUES ('summary:x:0', %s, 'summary:x', 0, 1, 'g@g.us',"
+            " 'g@g.us', 'segredo do grupo', 'h')",
+            (a["user"],),
+        )
+
+    with as_supabase_user(database.admin_url, AUTH_A) as conn:
+        assert conn.execute("SELECT count(*) FROM envios").fetchone() == (0,)
+        updated = conn.execute("UPDATE envios SET status = 'enviado'")
+        assert updated.rowcount == 0
+
+    with psycopg.connect(database.url) as conn:
+        assert conn.execute("SELECT status FROM envios").fetchall() == [("pendente",)]
+
+
+def test_the_send_ledger_refuses_an_unknown_status(new_database: NewDatabase) -> None:
+    database = new_database()
+    migrate.upgrade(database.url)
+    with psycopg.connect(database.url) as conn:
+        user_id = conn.execute(
+            "INSERT INTO usuarios (instancia) VALUES ('x') RETURNING id"
+        ).fetchone()[0]  # type: ignore[index]
+        with pytest.raises(errors.CheckViolation):
+            conn.execute(
+                "INSERT INTO envios (chave, usuario_id, lote, parte, partes, numero,"
+                " destino_jid, texto_hash, status) VALUES ('k', %s, 'l', 0, 1, 'n', 'n', 'h',"
+                " 'perdido')",
+                (user_id,),
+            )

@@ -90,11 +90,17 @@ def fingerprint(value: str) -> str:
 
 
 def chat_jid_of(number: str) -> str:
-    """The chat Evolution files a send to ``number`` under (its ``createJid`` in short)."""
-    if "@" in number:
-        return number.strip().lower()
+    """The chat Evolution files a send to ``number`` under: its ``createJid``, lower-cased as
+    ``sendMessageWithTyping`` does. (For a phone number Evolution may still rewrite the digits —
+    Brazil's ninth digit, the ``onWhatsApp`` answer — but the backend only sends to groups.)"""
+    number = re.sub(r":\d+", "", number.strip(), count=1)
+    if any(suffix in number for suffix in ("@g.us", "@s.whatsapp.net", "@lid", "@broadcast")):
+        return number.lower()
+    number = re.sub(r"[\s+()]", "", number).split(":")[0].split("@")[0]
+    if "-" in number and len(number) >= 24:
+        return re.sub(r"[^\d-]", "", number) + "@g.us"
     digits = re.sub(r"\D", "", number)
-    return f"{digits}@g.us" if "-" in number or len(digits) >= 18 else f"{digits}@s.whatsapp.net"
+    return f"{digits}@g.us" if len(digits) >= 18 else f"{digits}@s.whatsapp.net"
 
 
 # -- queueing ---------------------------------------------------------------------------------------
