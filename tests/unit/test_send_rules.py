@@ -3,10 +3,17 @@ bodies and answers, and the outcome wait's configuration."""
 
 from __future__ import annotations
 
+import io
+import json
+import logging
+import sys
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import structlog
 from procrastinate.jobs import Job
 from pydantic import ValidationError
 
@@ -20,6 +27,7 @@ from intellizap.evolution.message_search import (
 )
 from intellizap.evolution.send_ledger import chat_jid_of, fingerprint
 from intellizap.evolution.sending import Later, SendRetry
+from intellizap.logging import configure_logging
 from intellizap.settings import ConfigurationError, Settings, check_for_production
 
 GROUP = "120363401234567890@g.us"
@@ -102,8 +110,50 @@ def test_later_says_when_without_chat_content() -> None:
     at = datetime(2026, 1, 2, 9, 0, 3, tzinfo=UTC)
 
     assert str(Later(at, "pacing this instance's sends")) == (
-        "pacing this instance's sends; again at 2026-01-02T09:00:03+00:00"
+        "pacing this instance's sends; again at 2026-01-02T09:00:03.000+00:00"
     )
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    structlog_config = structlog.get_config()
+    hooks = sys.excepthook, threading.excepthook
+    yield
+    root.handlers, root.level = handlers, level
+    structlog.configure(**structlog_config)
+    sys.excepthook, threading.excepthook = hooks
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_a_rescheduled_send_is_logged_as_such_without_a_traceback() -> None:
+    stream = io.StringIO()
+    configure_logging(json=True, level="INFO", stream=stream)
+    worker_log = logging.getLogger("procrastinate.worker")
+    at = datetime(2026, 1, 2, 9, 0, 3, tzinfo=UTC)
+    try:
+        raise Later(at, "pacing this instance's sends")
+    except Later as error:
+        worker_log.info(
+            "Job send_text[7](send_id=3) ended with status: Error, to retry, lasted 0.010 s",
+            exc_info=error,
+        )
+    try:
+        raise RuntimeError("database down")
+    except RuntimeError as error:
+        worker_log.info(
+            "Job send_text[8](send_id=4) ended with status: Error, to retry", exc_info=error
+        )
+
+    rescheduled, failed = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert rescheduled["event"] == (
+        "Job send_text[7](send_id=3) rescheduled: pacing this instance's sends;"
+        " again at 2026-01-02T09:00:03.000+00:00"
+    )
+    assert "exception" not in rescheduled
+    assert "Error" in failed["event"]
+    assert "database down" in failed["exception"]  # real errors keep their traceback
 
 
 def test_unavailable_carries_retry_after() -> None:

@@ -28,6 +28,7 @@ one is written.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -143,8 +144,24 @@ class Later(Exception):
     backing off), so it never counts against the job."""
 
     def __init__(self, at: datetime, why: str) -> None:
-        super().__init__(f"{why}; again at {at.isoformat(timespec='seconds')}")
+        super().__init__(f"{why}; again at {at.isoformat(timespec='milliseconds')}")
         self.at = at
+
+
+class _RescheduledIsNoError(logging.Filter):
+    """procrastinate logs every retry as an error, with its traceback. A :class:`Later` is how a
+    send waits for its turn, so its line says just that."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, Later):
+            job = record.getMessage().split(" ended with status", 1)[0]
+            record.msg, record.args = f"{job} rescheduled: {error}", ()
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+logging.getLogger("procrastinate.worker").addFilter(_RescheduledIsNoError())
 
 
 class SendRetry(BaseRetryStrategy):
