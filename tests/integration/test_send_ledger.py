@@ -19,8 +19,10 @@ GROUP = "120363401234567890@g.us"
 TEXT = "📝 *Resumo do grupo*\n\n• reunião na quinta"
 
 
-async def recorded(database: Database, *parts: str, key: str = "summary:1") -> list[Send]:
-    tenant = await create_tenant(database, "acme-support")
+async def recorded(
+    database: Database, *parts: str, key: str = "summary:1", instance: str = "acme-support"
+) -> list[Send]:
+    tenant = await create_tenant(database, instance)
     ids = await send_ledger.record(
         database,
         tenant_id=tenant.id,
@@ -142,37 +144,39 @@ async def test_the_instance_is_busy_for_the_interval_after_its_last_post(
     clean_database: Database,
 ) -> None:
     first, second = await recorded(clean_database, "um", "dois")
-    tenant_id = first.tenant_id
-    assert await send_ledger.busy_until(clean_database, tenant_id, 30) is None
+    other = (await recorded(clean_database, "outro", key="summary:2", instance="beta-store"))[0]
 
+    async def busy_until(send: Send, pacing: float = 30) -> datetime | None:
+        loaded = await send_ledger.load(clean_database, send.id, pacing=pacing)
+        assert loaded is not None
+        return loaded.busy_until
+
+    assert await busy_until(second) is None  # nothing posted yet
     await posted(clean_database, first)
     await send_ledger.record_sent(clean_database, first, "3EB0A")
-    busy = await send_ledger.busy_until(clean_database, tenant_id, 30)
+    busy = await busy_until(second)
 
     assert busy is not None
     assert timedelta(seconds=25) < busy - datetime.now(UTC) <= timedelta(seconds=30)
-    assert await send_ledger.busy_until(clean_database, tenant_id, 0) is None
-    other = await create_tenant(clean_database, "beta-store")
-    assert await send_ledger.busy_until(clean_database, other.id, 30) is None
-    assert second.status is Status.PENDING
+    assert await busy_until(second, pacing=0) is None
+    assert await busy_until(other) is None  # another instance does not wait
 
 
 async def test_a_failed_part_marks_the_later_parts(clean_database: Database) -> None:
     first, second, third = await recorded(clean_database, "um", "dois", "três")
 
-    assert await send_ledger.earlier_part_failed(clean_database, second) is False
-    await send_ledger.record_not_sent(clean_database, first, "envio falhou: x", final=True)
+    async def earlier_failed(send: Send) -> bool:
+        loaded = await send_ledger.load(clean_database, send.id)
+        assert loaded is not None
+        return loaded.earlier_part_failed
 
-    assert await send_ledger.earlier_part_failed(clean_database, second) is True
+    assert await earlier_failed(second) is False
+    failed = await send_ledger.record_not_sent(clean_database, first, "envio falhou: x", final=True)
+
+    assert await earlier_failed(second) is True
     await send_ledger.cancel(clean_database, second, "parte anterior")
-    assert await send_ledger.earlier_part_failed(clean_database, third) is True
-    reloaded = await send_ledger.load(clean_database, first.id)
-    assert reloaded is not None
-    assert (reloaded.status, reloaded.text, reloaded.error) == (
-        Status.FAILED,
-        None,
-        "envio falhou: x",
-    )
+    assert await earlier_failed(third) is True
+    assert (failed.status, failed.text, failed.error) == (Status.FAILED, None, "envio falhou: x")
 
 
 async def test_old_rows_are_forgotten(clean_database: Database) -> None:

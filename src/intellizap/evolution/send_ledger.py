@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -77,6 +77,17 @@ class Send:
     error: str | None
     now: datetime
     """The database's clock when the row was read (every time here is on that clock)."""
+    earlier_part_failed: bool = False
+    """A part before this one failed for good (then this one is not sent: a summary missing its
+    beginning would mislead)."""
+    busy_until: datetime | None = None
+    """When the instance may send again (the pacing interval after its latest POST ended), if
+    that is still ahead."""
+    began_at: datetime | None = None
+    """Set when reading the row also began an attempt (the POST is to be made now)."""
+    instance: str | None = None
+    """The tenant's Evolution instance, and its own API token (when known)."""
+    token: str | None = field(default=None, repr=False)
 
     @property
     def is_last(self) -> bool:
@@ -107,14 +118,25 @@ def chat_jid_of(number: str) -> str:
 
 _RECORD = sql(
     """
-    INSERT INTO envios (chave, usuario_id, lote, parte, partes, numero, destino_jid, texto,
-                        texto_hash, citacao, ao_concluir)
-    VALUES (:key, :tenant_id, :batch, :part, :parts, :number, :chat_jid, :text, :hash,
-            CAST(:quote AS jsonb), CAST(:on_done AS jsonb))
-    ON CONFLICT (chave) DO NOTHING
+    WITH inserted AS (
+        INSERT INTO envios (chave, usuario_id, lote, parte, partes, numero, destino_jid, texto,
+                            texto_hash, citacao, ao_concluir)
+        SELECT format('%s:%s', CAST(:batch AS text), p.n - 1), CAST(:tenant_id AS uuid),
+               CAST(:batch AS text), p.n - 1, CAST(:parts AS integer), CAST(:number AS text),
+               CAST(:chat_jid AS text), p.texto, p.hash,
+               CASE WHEN p.n = 1 THEN CAST(:quote AS jsonb) END, CAST(:on_done AS jsonb)
+        FROM unnest(CAST(:texts AS text[]), CAST(:hashes AS text[])) WITH ORDINALITY
+            AS p (texto, hash, n)
+        ON CONFLICT (chave) DO NOTHING
+        RETURNING id, parte
+    )
+    -- The rows just written, and (a message queued again) those written before: the outer
+    -- SELECT sees the table as it was when the statement began.
+    SELECT id, parte FROM inserted
+    UNION ALL
+    SELECT id, parte FROM envios WHERE lote = CAST(:batch AS text)
     """
 )
-_BATCH = sql("SELECT id FROM envios WHERE lote = :batch ORDER BY parte")
 
 
 async def record(
@@ -129,46 +151,77 @@ async def record(
 ) -> list[int]:
     """Record the parts of one message (``key``); returns their row ids, in order. Recording
     the same ``key`` again changes nothing: it is one message, sent once."""
-    done = orjson.dumps({"task": on_done.task, "args": on_done.args}).decode() if on_done else None
-    rows = [
-        {
-            "key": f"{key}:{index}",
-            "tenant_id": tenant_id,
-            "batch": key,
-            "part": index,
-            "parts": len(parts),
-            "number": number,
-            "chat_jid": chat_jid_of(number),
-            "text": part.replace("\x00", ""),
-            "hash": fingerprint(part),
-            "quote": orjson.dumps(quote).decode() if quote and index == 0 else None,
-            "on_done": done,
-        }
-        for index, part in enumerate(parts)
-    ]
-    if not rows:
+    if not parts:
         return []
+    params = {
+        "batch": key,
+        "tenant_id": tenant_id,
+        "parts": len(parts),
+        "number": number,
+        "chat_jid": chat_jid_of(number),
+        "texts": [part.replace("\x00", "") for part in parts],
+        "hashes": [fingerprint(part) for part in parts],
+        "quote": orjson.dumps(quote).decode() if quote else None,
+        "on_done": (
+            orjson.dumps({"task": on_done.task, "args": on_done.args}).decode() if on_done else None
+        ),
+    }
     async with database.session() as session:
-        await session.execute(_RECORD, rows)
-        return list((await session.execute(_BATCH, {"batch": key})).scalars())
+        rows = (await session.execute(_RECORD, params)).all()
+    return [row[0] for row in sorted(rows, key=lambda row: row[1])]
 
 
 # -- the send job -------------------------------------------------------------------------------
 
+_COLUMNS = """
+    id, usuario_id, lote, parte, partes, numero, destino_jid, texto, texto_hash, citacao,
+    ao_concluir, status, tentativas, postado_em, id_externo, erro, now()
+"""
+# One round trip for a send job's usual run: the row, whether an earlier part failed, when the
+# instance may send next, the tenant's instance — and, when all allow it, the attempt begun
+# (committed before the POST). ``envios.status`` is checked again under the row lock, so of two
+# runs of the same send only one begins it.
 _LOAD = sql(
     """
-    SELECT id, usuario_id, lote, parte, partes, numero, destino_jid, texto, texto_hash, citacao,
-           ao_concluir, status, tentativas, postado_em, id_externo, erro, now() AS now
-    FROM envios WHERE id = :id
+    WITH state AS (
+        SELECT e.id, e.status,
+            EXISTS (
+                SELECT 1 FROM envios earlier
+                WHERE earlier.lote = e.lote AND earlier.parte < e.parte
+                  AND earlier.status IN ('falhou', 'cancelado')
+            ) AS earlier_failed,
+            (
+                SELECT free_at FROM (
+                    SELECT greatest(latest.postado_em, latest.respondido_em)
+                           + make_interval(secs => :interval) AS free_at
+                    FROM envios latest
+                    WHERE latest.usuario_id = e.usuario_id AND latest.postado_em IS NOT NULL
+                    ORDER BY latest.postado_em DESC
+                    LIMIT 1
+                ) pace
+                WHERE free_at > now()
+            ) AS busy_until
+        FROM envios e WHERE e.id = :id
+    ),
+    began AS (
+        UPDATE envios
+        SET status = 'enviando', tentativas = envios.tentativas + 1, postado_em = now(),
+            respondido_em = NULL, erro = NULL
+        FROM state
+        WHERE CAST(:begin AS boolean) AND envios.id = state.id AND envios.status = 'pendente'
+          AND NOT state.earlier_failed AND state.busy_until IS NULL
+        RETURNING envios.postado_em
+    )
+    SELECT e.id, e.usuario_id, e.lote, e.parte, e.partes, e.numero, e.destino_jid, e.texto,
+           e.texto_hash, e.citacao, e.ao_concluir, e.status, e.tentativas, e.postado_em,
+           e.id_externo, e.erro, now(), state.earlier_failed, state.busy_until,
+           (SELECT postado_em FROM began), u.instancia, u.evolution_token
+    FROM envios e JOIN state ON state.id = e.id JOIN usuarios u ON u.id = e.usuario_id
     """
 )
 
 
-async def load(database: Database, send_id: int) -> Send | None:
-    async with database.session() as session:
-        row = (await session.execute(_LOAD, {"id": send_id})).first()
-    if row is None:
-        return None
+def _send(row: Any) -> Send:
     done = row[10]
     return Send(
         id=row[0],
@@ -188,48 +241,31 @@ async def load(database: Database, send_id: int) -> Send | None:
         message_id=row[14],
         error=row[15],
         now=row[16],
+        **(
+            {
+                "earlier_part_failed": bool(row[17]),
+                "busy_until": row[18],
+                "began_at": row[19],
+                "instance": row[20] or None,
+                "token": row[21] or None,
+            }
+            if len(row) > 17
+            else {}
+        ),
     )
 
 
-_FREE_AT = sql(
-    """
-    SELECT free_at FROM (
-        SELECT greatest(postado_em, respondido_em) + make_interval(secs => :interval) AS free_at
-        FROM envios WHERE usuario_id = :tenant_id AND postado_em IS NOT NULL
-        ORDER BY postado_em DESC LIMIT 1
-    ) latest
-    WHERE free_at > now()
-    """
-)
-
-
-async def busy_until(database: Database, tenant_id: uuid.UUID, interval: float) -> datetime | None:
-    """When the instance may send again (``interval`` after its latest POST ended), if that is
-    still ahead; None when it may send now."""
+async def load(
+    database: Database, send_id: int, *, pacing: float = 0.0, begin: bool = False
+) -> Send | None:
+    """The send as it is now, with when its instance may send next (``pacing``: seconds between
+    two POSTs of an instance). ``begin``: if it is waiting, its instance free and no earlier part
+    failed, also begin its attempt (``began_at``); the POST must follow at once."""
     async with database.session() as session:
-        free_at: datetime | None = (
-            await session.execute(_FREE_AT, {"tenant_id": tenant_id, "interval": interval})
-        ).scalar_one_or_none()
-    return free_at
-
-
-_EARLIER_FAILURE = sql(
-    """
-    SELECT erro FROM envios
-    WHERE lote = :batch AND parte < :part AND status IN ('falhou', 'cancelado')
-    LIMIT 1
-    """
-)
-
-
-async def earlier_part_failed(database: Database, send: Send) -> bool:
-    """Whether a part before this one failed for good (then this one is not sent: a summary
-    missing its beginning would mislead)."""
-    async with database.session() as session:
-        found = (
-            await session.execute(_EARLIER_FAILURE, {"batch": send.batch, "part": send.part})
+        row = (
+            await session.execute(_LOAD, {"id": send_id, "interval": pacing, "begin": begin})
         ).first()
-    return found is not None
+    return _send(row) if row is not None else None
 
 
 _BEGIN = sql(
@@ -260,13 +296,14 @@ _RELEASE = sql(
     "WHERE usuario_id = :tenant_id AND id_externo = :message_id AND id <> :id"
 )
 _SENT = sql(
-    """
+    f"""
     UPDATE envios
     SET status = 'enviado', id_externo = COALESCE(:message_id, id_externo),
         respondido_em = COALESCE(respondido_em, now()), concluido_em = now(), texto = NULL,
         erro = NULL
     WHERE id = :id
-    """
+    RETURNING {_COLUMNS}
+    """  # noqa: S608 - the f-string only inserts the fixed column list
 )
 _OUR_OWN = sql(
     "INSERT INTO mensagens_enviadas (id_externo, usuario_id) VALUES (:message_id, :tenant_id) "
@@ -274,37 +311,43 @@ _OUR_OWN = sql(
 )
 
 
-async def record_sent(database: Database, send: Send, message_id: str | None) -> None:
-    """The message went out (Evolution's answer said so, or its store has it). Its id also goes
-    to ``mensagens_enviadas``, so our own messages never end up in a summary."""
+async def record_sent(database: Database, send: Send, message_id: str | None) -> Send:
+    """The message went out (Evolution's answer said so, or its store has it); returns the send
+    as recorded. Its id also goes to ``mensagens_enviadas``, so our own messages never end up in
+    a summary."""
     params = {"id": send.id, "tenant_id": send.tenant_id, "message_id": message_id}
     async with database.session() as session:
         if message_id:
             # Evolution's answer outranks an echo matched to another row by its text.
             await session.execute(_RELEASE, params)
             await session.execute(_OUR_OWN, params)
-        await session.execute(_SENT, params)
+        return _send((await session.execute(_SENT, params)).one())
 
 
 _NOT_SENT = sql(
-    """
+    f"""
     UPDATE envios
     SET status = :status, respondido_em = now(), erro = :reason,
         concluido_em = CASE WHEN :final THEN now() END,
         texto = CASE WHEN :final THEN NULL ELSE texto END
     WHERE id = :id
-    """
+    RETURNING {_COLUMNS}
+    """  # noqa: S608 - the f-string only inserts the fixed column list
 )
 
 
-async def record_not_sent(database: Database, send: Send, reason: str, *, final: bool) -> None:
-    """The message did not go out; ``final``: and it never will (``falhou``)."""
+async def record_not_sent(database: Database, send: Send, reason: str, *, final: bool) -> Send:
+    """The message did not go out; ``final``: and it never will (``falhou``). Returns the send
+    as recorded."""
     status = Status.FAILED if final else Status.PENDING
     async with database.session() as session:
-        await session.execute(
-            _NOT_SENT,
-            {"id": send.id, "status": status.value, "reason": reason[:500], "final": final},
-        )
+        row = (
+            await session.execute(
+                _NOT_SENT,
+                {"id": send.id, "status": status.value, "reason": reason[:500], "final": final},
+            )
+        ).one()
+    return _send(row)
 
 
 _UNKNOWN = sql(

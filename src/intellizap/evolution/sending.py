@@ -45,7 +45,6 @@ from intellizap.evolution.client import Quote
 from intellizap.evolution.errors import DeliveryUnknown, EvolutionError
 from intellizap.evolution.send_ledger import FINAL, Completion, Send, Status
 from intellizap.logging import get_logger
-from intellizap.tenants.repository import TenantAccount, tenant_by_id
 
 log = get_logger(__name__)
 
@@ -184,63 +183,70 @@ async def deliver(
 ) -> str:
     """One run of a send job; returns the ledger status it leaves (or ``gone``)."""
     database = context.database
-    send = await send_ledger.load(database, send_id)
+    pacing = context.settings.send_min_interval_seconds
+    started = time.monotonic()
+    send = await send_ledger.load(database, send_id, pacing=pacing, begin=True)
     if send is None:
         return "gone"  # its tenant was deleted, or the row outlived the ledger's retention
+    if send.began_at is not None:
+        return await _post(context, queue, job, send, started)
     if send.status in FINAL:
         await _complete(queue, send)  # a run that stopped before deferring the completion
         return send.status.value
-    if await send_ledger.earlier_part_failed(database, send):
+    if send.earlier_part_failed:
         await send_ledger.cancel(database, send, "uma parte anterior da mensagem não foi enviada")
         return Status.CANCELLED.value
-    tenant = await tenant_by_id(database, send.tenant_id)
-    if send.status is Status.SENDING:
-        if await _went_out(context, tenant, send):
-            await _complete(queue, await _reload(database, send))
-            return Status.SENT.value
-        assert send.posted_at is not None
-        settled_at = send.posted_at + timedelta(seconds=context.settings.send_outcome_wait_seconds)
-        if send.now < settled_at:
-            recheck = send.now + timedelta(seconds=RECHECK_SECONDS)
-            raise Later(min(settled_at, recheck), "waiting to learn whether the last POST went out")
-        log.warning(
-            "an earlier send attempt did not go out; sending again",
-            usuario_id=str(send.tenant_id),
-            envio=send.id,
-            tentativas=send.attempts,
-        )
-    busy_until = await send_ledger.busy_until(
-        database, send.tenant_id, context.settings.send_min_interval_seconds
+    if send.busy_until is not None:
+        raise Later(send.busy_until, "pacing this instance's sends")
+    if send.status is Status.PENDING:
+        raise Later(datetime.now(UTC), "another run of this send began it")
+    # An earlier attempt's outcome is unknown: find out before anything is posted again.
+    found = await _went_out(context, send)
+    if found is not None:
+        await _complete(queue, found)
+        return Status.SENT.value
+    assert send.posted_at is not None
+    settled_at = send.posted_at + timedelta(seconds=context.settings.send_outcome_wait_seconds)
+    if send.now < settled_at:
+        recheck = send.now + timedelta(seconds=RECHECK_SECONDS)
+        raise Later(min(settled_at, recheck), "waiting to learn whether the last POST went out")
+    log.warning(
+        "an earlier send attempt did not go out; sending again",
+        usuario_id=str(send.tenant_id),
+        envio=send.id,
+        tentativas=send.attempts,
     )
-    if busy_until is not None:
-        raise Later(busy_until, "pacing this instance's sends")
-    return await _post(context, queue, job, tenant, send)
+    started = time.monotonic()
+    if await send_ledger.begin_attempt(database, send) is None:
+        raise Later(datetime.now(UTC), "another run of this send changed it")
+    return await _post(context, queue, job, send, started)
 
 
 async def _post(
-    context: jobs.WorkerContext,
-    queue: procrastinate.App,
-    job: Job,
-    tenant: TenantAccount,
-    send: Send,
+    context: jobs.WorkerContext, queue: procrastinate.App, job: Job, send: Send, started: float
 ) -> str:
+    """Make the POST of an attempt just begun (committed in the ledger) and record its outcome.
+    ``started``: when the call that began it was made (monotonic clock)."""
     database = context.database
     wait = context.settings.send_outcome_wait_seconds
-    began = time.monotonic()
-    if await send_ledger.begin_attempt(database, send) is None:
-        raise Later(datetime.now(UTC), "another run of this send changed it")
-    if time.monotonic() - began > wait / 2:
+    if time.monotonic() - started > wait / 2:
         # This process stalled around the commit (paused, swapped out): another run may
         # already be deciding this send. Leave it to the ledger rather than post late.
         raise Later(datetime.now(UTC), "stalled before posting")
+    if send.instance is None:
+        failed = await send_ledger.record_not_sent(
+            database, send, "envio falhou: a conta não tem instância da Evolution", final=True
+        )
+        await _complete(queue, failed)
+        return Status.FAILED.value
     assert send.text is not None
     try:
         message_id = await context.evolution.send_text(
-            tenant.instance,
+            send.instance,
             number=send.number,
             text=send.text,
             quote=Quote(**send.quote) if send.quote else None,
-            token=tenant.evolution_token,
+            token=send.token,
         )
     except DeliveryUnknown as exc:
         await send_ledger.record_unknown(database, send, str(exc))
@@ -256,17 +262,17 @@ async def _post(
         ) from exc
     except EvolutionError as exc:
         return await _not_sent(database, queue, job, send, exc)
-    await send_ledger.record_sent(database, send, message_id)
+    sent = await send_ledger.record_sent(database, send, message_id)
     log.info(
         "text sent",
-        instancia=tenant.instance,
+        instancia=send.instance,
         usuario_id=str(send.tenant_id),
         envio=send.id,
         parte=send.part + 1,
         partes=send.parts,
         chars=len(send.text),
     )
-    await _complete(queue, await _reload(database, send))
+    await _complete(queue, sent)
     return Status.SENT.value
 
 
@@ -281,7 +287,7 @@ async def _not_sent(
     if decision is not None and decision.retry_at is not None:
         await send_ledger.record_not_sent(database, send, str(error), final=False)
         raise Later(decision.retry_at, "the send failed and will be tried again") from error
-    await send_ledger.record_not_sent(database, send, f"envio falhou: {error}", final=True)
+    failed = await send_ledger.record_not_sent(database, send, f"envio falhou: {error}", final=True)
     log.error(
         "send failed for good",
         usuario_id=str(send.tenant_id),
@@ -289,28 +295,31 @@ async def _not_sent(
         tentativas=attempts,
         reason=str(error),
     )
-    await _complete(queue, await _reload(database, send))
+    await _complete(queue, failed)
     return Status.FAILED.value
 
 
-async def _went_out(context: jobs.WorkerContext, tenant: TenantAccount, send: Send) -> bool:
-    """Whether the attempt whose outcome is unknown did send the message; if so it is recorded.
+async def _went_out(context: jobs.WorkerContext, send: Send) -> Send | None:
+    """Whether the attempt whose outcome is unknown did send the message: if so it is recorded
+    and returned as sent, else None.
 
     The ledger was read after any ``send.message`` echo had been applied, so only Evolution's
     message store is left to ask: our messages in that chat from the POST on, with the same
     text, not already confirming another row (the oldest such message is taken).
     """
     assert send.posted_at is not None
+    if send.instance is None:
+        return None
     wait = timedelta(seconds=context.settings.send_outcome_wait_seconds)
     since = send.posted_at - send_ledger.CLOCK_SKEW
     until = max(send.now, send.posted_at + wait) + send_ledger.CLOCK_SKEW
     try:
         found = await context.evolution.find_sent_messages(
-            tenant.instance,
+            send.instance,
             chat_jid=send.chat_jid,
             since=since,
             until=until,
-            token=tenant.evolution_token,
+            token=send.token,
         )
     except EvolutionError as exc:
         if exc.transient:
@@ -321,7 +330,7 @@ async def _went_out(context: jobs.WorkerContext, tenant: TenantAccount, send: Se
             usuario_id=str(send.tenant_id),
             reason=str(exc),
         )
-        return False
+        return None
     same_text = [
         item
         for item in reversed(found)
@@ -332,20 +341,13 @@ async def _went_out(context: jobs.WorkerContext, tenant: TenantAccount, send: Se
     )
     match = next((item for item in same_text if item.message_id not in taken), None)
     if match is None:
-        return False
-    await send_ledger.record_sent(context.database, send, match.message_id)
+        return None
     log.info(
         "an earlier send attempt did go out; not sending again",
         usuario_id=str(send.tenant_id),
         envio=send.id,
     )
-    return True
-
-
-async def _reload(database: Database, send: Send) -> Send:
-    reloaded = await send_ledger.load(database, send.id)
-    assert reloaded is not None
-    return reloaded
+    return await send_ledger.record_sent(context.database, send, match.message_id)
 
 
 async def _complete(queue: procrastinate.App, send: Send) -> None:
