@@ -24,16 +24,15 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from tests.fakes._server import FakeServer, Gate, Handler, RecordedRequest
+from tests.fakes.evolution_witnesses import SendWitnesses
 
 __all__ = [
     "NOT_ON_WHATSAPP",
@@ -111,7 +110,7 @@ class Media:
     media_type: str
 
 
-class FakeEvolution(FakeServer):
+class FakeEvolution(SendWitnesses, FakeServer):
     def __init__(self) -> None:
         self.valid_keys: set[str] = set()  # empty: any non-empty key is accepted
         self.instances: set[str] = set()  # empty: every instance exists
@@ -121,16 +120,8 @@ class FakeEvolution(FakeServer):
         self._sent: list[SentText] = []
         self._downloads: list[dict[str, Any]] = []
         self._group_calls: list[dict[str, Any]] = []
-        self.stores_messages = True  # Evolution's DATABASE_SAVE_DATA_NEW_MESSAGE
-        self._stored: list[dict[str, Any]] = []  # what findMessages searches (instance + record)
         self._after_send: list[_AfterSend] = []
-        self._searches: list[dict[str, Any]] = []
-        self._echo_url: str | None = None
-        self._echo_headers: dict[str, str] = {}
-        self._echo_times = 1
-        self._echo_delay = 0.0
-        self._echoes: list[int] = []
-        self._background: set[asyncio.Task[None]] = set()
+        self._init_witnesses()
         super().__init__()
 
     def routes(self) -> list[tuple[str, str, Handler]]:
@@ -183,34 +174,6 @@ class FakeEvolution(FakeServer):
         with self.lock:
             self._after_send.append(_AfterSend("lose", gate=gate))
         return gate
-
-    def echo_to(
-        self,
-        url: str,
-        headers: dict[str, str] | None = None,
-        *,
-        times: int = 1,
-        delay: float = 0.0,
-    ) -> None:
-        """Report every send as a ``send.message`` webhook to ``url`` (``times`` deliveries,
-        ``delay`` seconds after the send), as Evolution does with ``SEND_MESSAGE`` enabled."""
-        with self.lock:
-            self._echo_url = url
-            self._echo_headers = dict(headers or {})
-            self._echo_times = times
-            self._echo_delay = delay
-
-    @property
-    def echoes(self) -> list[int]:
-        """Status codes our service answered to the ``send.message`` webhooks."""
-        with self.lock:
-            return list(self._echoes)
-
-    @property
-    def searches(self) -> list[dict[str, Any]]:
-        """findMessages calls: ``{instance, body, apikey}``."""
-        with self.lock:
-            return list(self._searches)
 
     def sent_to(self, number: str) -> list[SentText]:
         return [item for item in self.sent if item.number == number]
@@ -308,82 +271,13 @@ class FakeEvolution(FakeServer):
         }
         with self.lock:
             self._sent.append(sent)
-            if self.stores_messages:
-                self._stored.append({"instance": instance, "record": copy.deepcopy(response)})
-        self._echo(instance, response)
+        self._witness(instance, response)
         if after is not None and after.kind == "fail":
             return error(after.status, [HTTPStatus(after.status).phrase])
         if after is not None and after.kind == "hold":
             assert after.gate is not None
             await _wait(after.gate)
         return JSONResponse(response, 201)
-
-    def _echo(self, instance: str, data: dict[str, Any]) -> None:
-        with self.lock:
-            url, headers = self._echo_url, dict(self._echo_headers)
-            times, delay = self._echo_times, self._echo_delay
-        if url is None:
-            return
-        envelope = _fixture("send.message.json")
-        envelope.update(instance=instance, data=copy.deepcopy(data), destination=url)
-        task = asyncio.get_running_loop().create_task(
-            self._deliver_echo(url, headers, envelope, times, delay)
-        )
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _deliver_echo(
-        self, url: str, headers: dict[str, str], envelope: dict[str, Any], times: int, delay: float
-    ) -> None:
-        await asyncio.sleep(delay)
-        async with httpx.AsyncClient(timeout=30) as http:
-            for _ in range(times):
-                try:
-                    status = (await http.post(url, json=envelope, headers=headers)).status_code
-                except (httpx.HTTPError, httpx.InvalidURL):
-                    status = 0  # our service was down: Evolution would retry, the test sees 0
-                with self.lock:
-                    self._echoes.append(status)
-
-    async def _find_messages(self, request: Request, raw: bytes) -> Response:
-        """v2: ``{where: {key, messageTimestamp: {gte, lte}}, offset, page}`` →
-        ``{messages: {total, pages, currentPage, records}}``; v1 (``limit``) → a list."""
-        body = _json_object(raw)
-        if body is None:
-            return error(400, ["requires property where"])
-        instance = request.path_params["instance"]
-        with self.lock:
-            self._searches.append(
-                {"instance": instance, "body": body, "apikey": self.request_key(request)}
-            )
-            stored = [item["record"] for item in self._stored if item["instance"] == instance]
-        where = body.get("where") if isinstance(body.get("where"), dict) else {}
-        key_filter = where.get("key") if isinstance(where.get("key"), dict) else {}
-        records = [
-            record
-            for record in stored
-            if all(record["key"].get(name) == value for name, value in key_filter.items())
-        ]
-        stamp = where.get("messageTimestamp")
-        if isinstance(stamp, dict) and "gte" in stamp and "lte" in stamp:
-            low, high = _epoch(stamp["gte"]), _epoch(stamp["lte"])
-            records = [r for r in records if low <= r["messageTimestamp"] <= high]
-        records.sort(key=lambda r: r["messageTimestamp"], reverse=True)
-        if "limit" in body and "offset" not in body and "page" not in body:  # v1
-            return JSONResponse(records[: int(body["limit"])], 200)
-        size = int(body.get("offset") or 50)
-        page = int(body.get("page") or 1)
-        return JSONResponse(
-            {
-                "messages": {
-                    "total": len(records),
-                    "pages": -(-len(records) // size),
-                    "currentPage": page,
-                    "records": records[(page - 1) * size : page * size],
-                }
-            },
-            200,
-        )
 
     def _new_gate(self) -> Gate:
         # Listed with the request gates so that stopping the server releases it, under a path
@@ -462,13 +356,6 @@ async def _wait(gate: Gate) -> None:
     gate.arrived.set()
     while not gate.is_set():  # noqa: ASYNC110 - a threading.Event set by the test thread
         await asyncio.sleep(0.01)
-
-
-def _epoch(value: Any) -> float:
-    """``new Date(value).getTime() / 1000`` for ISO strings and millisecond numbers."""
-    if isinstance(value, int | float):
-        return value / 1000
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
 
 
 def _json_object(raw: bytes) -> dict[str, Any] | None:

@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy import text
 
 from intellizap.db.engine import Database
-from intellizap.evolution import send_ledger
+from intellizap.evolution import send_ledger, send_witnesses
 from intellizap.evolution.send_ledger import Send, Status
 from tests.conftest import WEBHOOK_SECRET, load_fixture
 from tests.factories import count, create_group, create_tenant
@@ -52,7 +52,7 @@ async def echo(database: Database, send: Send, **changes: Any) -> bool:
         "sent_at": datetime.now(UTC),
     }
     values.update(changes)
-    return await send_ledger.record_echo(database, **values)
+    return await send_witnesses.record_echo(database, **values)
 
 
 async def status_of(database: Database, send: Send) -> tuple[Status, str | None]:

@@ -8,10 +8,10 @@ A row is written when a message is queued, before anything is posted, and goes
                                              part of the same message failed)
 
 ``enviando`` is the only state whose outcome is unknown: a POST was started and no answer said
-what happened. Two witnesses settle it — Evolution's ``send.message`` webhook, which ingest hands
-to :func:`record_echo`, and Evolution's message store (``findMessages``), which the send job asks.
-Evolution chooses the message id, so an echo is matched to its row by (tenant, chat, hash of the
-text, time of the POST); a message id confirms one row at most.
+what happened. Two witnesses settle it (``send_witnesses.py``): Evolution's ``send.message``
+webhook, which ingest hands over, and Evolution's message store (``findMessages``), which the send
+job asks. Evolution chooses the message id, so a witness is matched to its row by (tenant, chat,
+hash of the text, time of the POST); a message id confirms one row at most.
 
 Only this module (shared infrastructure) reads or writes ``envios`` and ``mensagens_enviadas``;
 features learn the outcome through the completion task they name when queueing.
@@ -28,7 +28,6 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam
 from sqlalchemy import text as sql
 
 from intellizap.db.engine import Database
@@ -305,7 +304,8 @@ _SENT = sql(
     RETURNING {_COLUMNS}
     """  # noqa: S608 - the f-string only inserts the fixed column list
 )
-_OUR_OWN = sql(
+#: Records a message id as ours (also used when a witness settles a send).
+OUR_OWN = sql(
     "INSERT INTO mensagens_enviadas (id_externo, usuario_id) VALUES (:message_id, :tenant_id) "
     "ON CONFLICT DO NOTHING"
 )
@@ -320,7 +320,7 @@ async def record_sent(database: Database, send: Send, message_id: str | None) ->
         if message_id:
             # Evolution's answer outranks an echo matched to another row by its text.
             await session.execute(_RELEASE, params)
-            await session.execute(_OUR_OWN, params)
+            await session.execute(OUR_OWN, params)
         return _send((await session.execute(_SENT, params)).one())
 
 
@@ -372,75 +372,6 @@ _CANCEL = sql(
 async def cancel(database: Database, send: Send, reason: str) -> None:
     async with database.session() as session:
         await session.execute(_CANCEL, {"id": send.id, "reason": reason[:500]})
-
-
-_CLAIMED = sql(
-    "SELECT id_externo FROM envios WHERE usuario_id = :tenant_id AND id_externo IN :ids"
-).bindparams(bindparam("ids", expanding=True))
-
-
-async def claimed(database: Database, tenant_id: uuid.UUID, message_ids: list[str]) -> set[str]:
-    """Which of these message ids already confirm a ledger row."""
-    if not message_ids:
-        return set()
-    async with database.session() as session:
-        rows = await session.execute(_CLAIMED, {"tenant_id": tenant_id, "ids": message_ids})
-        return set(rows.scalars())
-
-
-# -- the send.message webhook ---------------------------------------------------------------------
-
-_ECHO = sql(
-    """
-    UPDATE envios e
-    SET status = 'enviado', id_externo = :message_id,
-        respondido_em = COALESCE(e.respondido_em, now()), concluido_em = now(), texto = NULL,
-        erro = NULL
-    FROM (
-        SELECT id FROM envios
-        WHERE usuario_id = :tenant_id AND status = 'enviando' AND destino_jid = :chat_jid
-          AND texto_hash = :hash AND postado_em <= CAST(:sent_at AS timestamptz) + :skew
-          AND NOT EXISTS (
-              SELECT 1 FROM envios o
-              WHERE o.usuario_id = :tenant_id AND o.id_externo = :message_id
-          )
-        ORDER BY postado_em DESC
-        LIMIT 1
-        FOR UPDATE
-    ) target
-    WHERE e.id = target.id
-    RETURNING e.id
-    """
-)
-
-
-async def record_echo(
-    database: Database,
-    *,
-    tenant_id: uuid.UUID,
-    chat_jid: str,
-    message_id: str,
-    text: str | None,
-    sent_at: datetime,
-) -> bool:
-    """A message of ours that Evolution reports (``send.message``, or any ``fromMe`` message):
-    if it is the one a send whose outcome is unknown was waiting for, that send is ``enviado``.
-    Returns whether it was. Repeated or unrelated echoes change nothing."""
-    if not text:
-        return False
-    params = {
-        "tenant_id": tenant_id,
-        "chat_jid": chat_jid.lower(),
-        "hash": fingerprint(text),
-        "message_id": message_id,
-        "sent_at": sent_at,
-        "skew": CLOCK_SKEW,
-    }
-    async with database.session() as session:
-        matched = (await session.execute(_ECHO, params)).scalar_one_or_none()
-        if matched is not None:
-            await session.execute(_OUR_OWN, params)
-    return matched is not None
 
 
 # -- housekeeping -------------------------------------------------------------------------------------

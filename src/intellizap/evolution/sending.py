@@ -40,7 +40,7 @@ from procrastinate.retry import BaseRetryStrategy, RetryDecision
 
 from intellizap import jobs
 from intellizap.db.engine import Database
-from intellizap.evolution import send_ledger
+from intellizap.evolution import send_ledger, send_witnesses
 from intellizap.evolution.client import Quote
 from intellizap.evolution.errors import DeliveryUnknown, EvolutionError
 from intellizap.evolution.send_ledger import FINAL, Completion, Send, Status
@@ -336,7 +336,7 @@ async def _went_out(context: jobs.WorkerContext, send: Send) -> Send | None:
         for item in reversed(found)
         if item.text is not None and send_ledger.fingerprint(item.text) == send.fingerprint
     ]
-    taken = await send_ledger.claimed(
+    taken = await send_witnesses.claimed(
         context.database, send.tenant_id, [item.message_id for item in same_text]
     )
     match = next((item for item in same_text if item.message_id not in taken), None)

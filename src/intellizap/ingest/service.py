@@ -25,7 +25,7 @@ from intellizap.evolution.payloads import (
     MessageEdited,
     Reaction,
 )
-from intellizap.evolution.send_ledger import record_echo
+from intellizap.evolution.send_witnesses import record_echo
 from intellizap.ingest.changes import record_change
 from intellizap.ingest.metrics import EVENTS
 from intellizap.ingest.writer import MessageWriter, NewMessage, WriteResult
