@@ -38,14 +38,15 @@ class SendWitnesses:
 
     def echo_to(
         self,
-        url: str,
+        url: str | None,
         headers: dict[str, str] | None = None,
         *,
         times: int = 1,
         delay: float = 0.0,
     ) -> None:
         """Report every send as a ``send.message`` webhook to ``url`` (``times`` deliveries,
-        ``delay`` seconds after the send), as Evolution does with ``SEND_MESSAGE`` enabled."""
+        ``delay`` seconds after the send), as Evolution does with ``SEND_MESSAGE`` enabled;
+        ``None`` stops it."""
         with self.lock:
             self._echo_url = url
             self._echo_headers = dict(headers or {})
