@@ -55,8 +55,10 @@ PRIORITY = 10
 RECHECK_SECONDS = 10.0
 #: Failures of a POST that certainly did not go out (refused connection, 429, …).
 SEND_BACKOFF = jobs.Backoff(max_attempts=8)
-#: Anything else (the database unreachable, Evolution down while we look for a message).
-_UNEXPECTED = jobs.Backoff(max_attempts=50)
+#: Anything else (the database unreachable, Evolution down while we look for a message): tried
+#: again every 15 minutes at most, for as long as the send is in the ledger (the job then ends).
+#: The count includes the job's reschedulings, hence so high.
+_UNEXPECTED = jobs.Backoff(max_attempts=1_000)
 #: Days a ledger row is kept (a message may be queued again by a re-run within hours).
 LEDGER_DAYS = 7
 
