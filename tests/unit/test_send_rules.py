@@ -259,3 +259,11 @@ def test_an_outcome_wait_out_of_range_is_refused(value: Any) -> None:
         settings(send_outcome_wait_seconds=value)
 
     assert "send_outcome_wait_seconds" in str(error.value)
+
+
+def test_a_send_job_of_the_previous_version_fails_at_once_without_its_text_in_the_log() -> None:
+    from intellizap.evolution.sending import QueuedBeforeTheLedger
+
+    error = QueuedBeforeTheLedger("send job 7 was queued by an older version")
+
+    assert SendRetry().get_retry_decision(exception=error, job=job(0)) is None

@@ -174,8 +174,22 @@ class SendRetry(BaseRetryStrategy):
         return _UNEXPECTED.get_retry_decision(exception=exception, job=job)
 
 
+class QueuedBeforeTheLedger(Exception):
+    """A ``send_text`` job queued by a version without the send ledger (its text in the job's
+    arguments): it cannot be sent exactly once, so it fails at once instead of retrying."""
+
+    transient = False
+
+
 @jobs.app.task(name=SEND_TASK, queue="sending", retry=SendRetry(), pass_context=True)
-async def send_text(job_context: procrastinate.JobContext, *, send_id: int) -> str:
+async def send_text(
+    job_context: procrastinate.JobContext, /, *, send_id: int | None = None, **legacy: Any
+) -> str:
+    if send_id is None:
+        raise QueuedBeforeTheLedger(
+            f"send job {job_context.job.id} was queued by an older version (arguments "
+            f"{sorted(legacy)}); let the sending queue drain before upgrading"
+        )
     context = jobs.context_of(job_context)
     return await deliver(context, job_context.app, job_context.job, send_id)
 
