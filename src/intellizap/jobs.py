@@ -35,6 +35,7 @@ TASK_MODULES = [
     "intellizap.tenants.group_sync",
     "intellizap.summaries.scheduled",
     "intellizap.summaries.tasks",
+    "intellizap.summaries.delivery",
     "intellizap.ingest.scheduled",
 ]
 

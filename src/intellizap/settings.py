@@ -17,6 +17,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _MIN_SECRET_LENGTH = 16
+#: Evolution answers a send within a few of its WhatsApp queries (each times out after 60 s).
+_MIN_SEND_OUTCOME_WAIT = 120
 
 
 class Settings(BaseSettings):
@@ -140,6 +142,12 @@ class Settings(BaseSettings):
         default=3.0, ge=0, description="minimum time between two sends of one instance"
     )
     send_max_chars: int = Field(default=3500, ge=200, description="longer texts are split")
+    send_outcome_wait_seconds: float = Field(
+        default=300,
+        gt=0,
+        le=3600,
+        description="how long a send whose outcome is unknown waits for proof before posting again",
+    )
 
     # -- transcription --------------------------------------------------------------------------
     transcription_max_seconds: int = Field(
@@ -301,6 +309,12 @@ class Settings(BaseSettings):
             )
         if self.log_level == "DEBUG":
             problems.append("LOG_LEVEL=DEBUG is not allowed in production: use INFO or WARNING")
+        if self.send_outcome_wait_seconds < _MIN_SEND_OUTCOME_WAIT:
+            problems.append(
+                f"SEND_OUTCOME_WAIT_SECONDS={self.send_outcome_wait_seconds:g} is too short: "
+                "Evolution may still be delivering a message that long after the request; use "
+                f"at least {_MIN_SEND_OUTCOME_WAIT} (the default is 300)"
+            )
         return problems
 
 

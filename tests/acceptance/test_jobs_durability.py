@@ -41,9 +41,10 @@ def openai_fake() -> Iterator[FakeOpenAI]:
 
 
 def start_worker(
-    database_url: str, evolution: FakeEvolution, openai_fake: FakeOpenAI
+    database_url: str, evolution: FakeEvolution, openai_fake: FakeOpenAI, **settings: str
 ) -> subprocess.Popen[bytes]:
-    """`intellizap worker` as its own process, configured like a production replica."""
+    """`intellizap worker` as its own process, configured like a production replica;
+    ``settings`` adds environment variables."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -56,6 +57,7 @@ def start_worker(
         "WORKER_HEARTBEAT_SECONDS": "0.5",
         "STALLED_JOB_SECONDS": "2",
         "LOG_LEVEL": "WARNING",
+        **settings,
     }
     return subprocess.Popen(
         [sys.executable, "-m", "intellizap", "worker"],

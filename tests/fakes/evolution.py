@@ -5,11 +5,18 @@
         ...  # point the backend at evo.url
         assert evo.sent[0].text == "..."
 
+Awkward like the real one around sends: it can fail or hang *after* it sent the message
+(``fail_after_sending``, ``hold_after_sending``), lose a request it never acted on
+(``lose_next_send``), answer slowly (``delay``), keep its sends for ``findMessages`` (unless
+``stores_messages`` is off, as with Evolution's ``DATABASE_SAVE_DATA_NEW_MESSAGE=false``), and
+report each send back as a ``send.message`` webhook (``echo_to``), possibly twice.
+
 See /work/shared/evolution/reference.md §4 and tests/fixtures/evolution/rest.*.json.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import json
@@ -26,6 +33,7 @@ from starlette.responses import JSONResponse, Response
 
 from tests.fakes._server import FakeServer, Gate, Handler, RecordedRequest
 from tests.fakes.evolution_webhooks import WebhookEndpoints
+from tests.fakes.evolution_witnesses import SendWitnesses
 
 __all__ = [
     "NOT_ON_WHATSAPP",
@@ -87,13 +95,23 @@ class SentText:
 
 
 @dataclass(frozen=True)
+class _AfterSend:
+    """What the next send does once it has (or has not) acted."""
+
+    kind: str  # "fail": acts, then answers ``status``; "hold": acts, then waits for the gate;
+    # "lose": waits for the gate, then answers 502 without ever acting
+    status: int = 500
+    gate: Gate | None = None
+
+
+@dataclass(frozen=True)
 class Media:
     data: bytes
     mimetype: str
     media_type: str
 
 
-class FakeEvolution(WebhookEndpoints, FakeServer):
+class FakeEvolution(WebhookEndpoints, SendWitnesses, FakeServer):
     def __init__(self) -> None:
         self.valid_keys: set[str] = set()  # empty: any non-empty key is accepted
         self.instances: set[str] = set()  # empty: every instance exists
@@ -103,6 +121,8 @@ class FakeEvolution(WebhookEndpoints, FakeServer):
         self._sent: list[SentText] = []
         self._downloads: list[dict[str, Any]] = []
         self._group_calls: list[dict[str, Any]] = []
+        self._after_send: list[_AfterSend] = []
+        self._init_witnesses()
         # Webhook configuration (/webhook/set, /webhook/find): tests/fakes/evolution_webhooks.py
         self.api_version = 2  # 1: Evolution 1.8's flat snake_case bodies
         self.keeps_webhook_headers = True  # False: v2 older than 2.2, which drops them
@@ -114,6 +134,7 @@ class FakeEvolution(WebhookEndpoints, FakeServer):
         return [
             ("POST", "/message/sendText/{instance}", self._send_text),
             ("POST", "/chat/getBase64FromMediaMessage/{instance}", self._get_base64),
+            ("POST", "/chat/findMessages/{instance}", self._find_messages),
             ("GET", "/group/fetchAllGroups/{instance}", self._fetch_all_groups),
             ("GET", "/group/findGroupInfos/{instance}", self._find_group_infos),
             *self.webhook_routes(),
@@ -139,6 +160,30 @@ class FakeEvolution(WebhookEndpoints, FakeServer):
     def sent(self) -> list[SentText]:
         with self.lock:
             return list(self._sent)
+
+    def fail_after_sending(self, status: int = 500, times: int = 1) -> None:
+        """The next ``times`` sends go out (recorded, stored, echoed), then answer ``status``."""
+        with self.lock:
+            self._after_send += [_AfterSend("fail", status=status)] * times
+
+    def hold_after_sending(self) -> Gate:
+        """The next send goes out, then its answer waits for ``gate.release()`` (a client
+        timeout, or a killed client, never learns that it went out)."""
+        gate = self._new_gate()
+        with self.lock:
+            self._after_send.append(_AfterSend("hold", gate=gate))
+        return gate
+
+    def lose_next_send(self) -> Gate:
+        """The next send waits for ``gate.release()``, then answers 502 without having acted
+        (a proxy whose upstream never got it)."""
+        gate = self._new_gate()
+        with self.lock:
+            self._after_send.append(_AfterSend("lose", gate=gate))
+        return gate
+
+    def sent_to(self, number: str) -> list[SentText]:
+        return [item for item in self.sent if item.number == number]
 
     @property
     def downloads(self) -> list[dict[str, Any]]:
@@ -187,6 +232,12 @@ class FakeEvolution(WebhookEndpoints, FakeServer):
         if not isinstance(text, str) or not text.strip():
             return error(400, ["Text is required"])
         instance = request.path_params["instance"]
+        with self.lock:
+            after = self._after_send.pop(0) if self._after_send else None
+        if after is not None and after.kind == "lose":
+            assert after.gate is not None
+            await _wait(after.gate)
+            return error(502, ["Bad Gateway"])
         sent = SentText(
             instance=instance,
             number=number,
@@ -196,9 +247,15 @@ class FakeEvolution(WebhookEndpoints, FakeServer):
             at=time.monotonic(),
             body=body,
         )
-        with self.lock:
-            self._sent.append(sent)
         now = int(time.time())
+        content: dict[str, Any] = {"conversation": text}
+        if quoted:  # Baileys turns a quoting text into an extendedTextMessage
+            content = {
+                "extendedTextMessage": {
+                    "text": text,
+                    "contextInfo": {"stanzaId": (quoted.get("key") or {}).get("id")},
+                }
+            }
         response = {
             "key": {
                 "remoteJid": to_jid(number),
@@ -207,19 +264,35 @@ class FakeEvolution(WebhookEndpoints, FakeServer):
             },
             "pushName": "Você",
             "status": "PENDING",
-            "message": {"conversation": text},
+            "message": content,
             "contextInfo": {
                 "mentionedJid": [],
                 "groupMentions": [],
                 "ephemeralSettingTimestamp": {"low": now - 172800, "high": 0, "unsigned": False},
                 "disappearingMode": {"initiator": 0},
             },
-            "messageType": "conversation",
+            "messageType": next(iter(content)),
             "messageTimestamp": now,
             "instanceId": INSTANCE_ID,
             "source": "web",
         }
+        with self.lock:
+            self._sent.append(sent)
+        self._witness(instance, response)
+        if after is not None and after.kind == "fail":
+            return error(after.status, [HTTPStatus(after.status).phrase])
+        if after is not None and after.kind == "hold":
+            assert after.gate is not None
+            await _wait(after.gate)
         return JSONResponse(response, 201)
+
+    def _new_gate(self) -> Gate:
+        # Listed with the request gates so that stopping the server releases it, under a path
+        # no request has, so that it holds only where the send handler waits on it.
+        gate = Gate("\x00send-handler")
+        with self.lock:
+            self._gates.append(gate)
+        return gate
 
     async def _get_base64(self, request: Request, raw: bytes) -> Response:
         body = _json_object(raw) or {}
@@ -284,6 +357,12 @@ class FakeEvolution(WebhookEndpoints, FakeServer):
             if group.get("id") == jid:
                 return JSONResponse(group, 200)
         return error(400, ["item-not-found"])
+
+
+async def _wait(gate: Gate) -> None:
+    gate.arrived.set()
+    while not gate.is_set():  # noqa: ASYNC110 - a threading.Event set by the test thread
+        await asyncio.sleep(0.01)
 
 
 def _json_object(raw: bytes) -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from intellizap.evolution.client import EvolutionClient, GroupMetadata, MediaFile, Quote
 from intellizap.evolution.errors import (
     BadRequest,
+    DeliveryUnknown,
     EvolutionError,
     EvolutionUnavailable,
     InstanceNotFound,
@@ -251,46 +252,106 @@ async def test_no_key_at_all_sends_no_header_and_is_not_authorized(evo: FakeEvol
     assert evo.sent == []
 
 
-# --- retries -------------------------------------------------------------------------------------
+# --- retries ------------------------------------------------------------------------------------
+#
+# A read is retried on 5xx and network errors. A send is not: once the request may have reached
+# Evolution, repeating it could put the message in the group twice.
 
 
-async def test_5xx_then_success_is_retried(evo: FakeEvolution, client: EvolutionClient) -> None:
-    evo.fail_next(SEND, 503, times=2)
+async def test_a_read_answered_5xx_is_retried(evo: FakeEvolution, client: EvolutionClient) -> None:
+    evo.fail_next("/group/fetchAllGroups/", 503, times=2)
 
-    message_id = await client.send_text(INSTANCE, number=NUMBER, text=REPLY)
+    groups = await client.fetch_all_groups(INSTANCE)
 
-    assert [r.status for r in evo.requests_to(SEND)] == [503, 503, 201]
-    assert len(evo.sent) == 1
-    assert message_id is not None
-    assert MESSAGE_ID.match(message_id)
+    assert [r.status for r in evo.requests_to("/group/fetchAllGroups/")] == [503, 503, 200]
+    assert groups
 
 
-async def test_429_then_success_is_retried(evo: FakeEvolution, client: EvolutionClient) -> None:
-    evo.fail_next(SEND, 429, retry_after=0)
+async def test_a_read_answered_429_is_retried(evo: FakeEvolution, client: EvolutionClient) -> None:
+    evo.fail_next("/group/findGroupInfos/", 429, retry_after=0)
 
-    await client.send_text(INSTANCE, number=NUMBER, text=REPLY)
+    await client.find_group_info(INSTANCE, GROUP_JID)
 
-    assert [r.status for r in evo.requests_to(SEND)] == [429, 201]
-    assert len(evo.sent) == 1
+    assert [r.status for r in evo.requests_to("/group/findGroupInfos/")] == [429, 200]
 
 
-async def test_persistent_5xx_is_unavailable_after_all_attempts(evo: FakeEvolution) -> None:
-    evo.fail_next(SEND, 500, times=10)
+async def test_a_read_failing_with_5xx_is_unavailable_after_all_attempts(
+    evo: FakeEvolution,
+) -> None:
+    evo.fail_next("/group/fetchAllGroups/", 500, times=10)
     client = make_client(evo.url, attempts=4)
     try:
         with pytest.raises(EvolutionUnavailable) as caught:
-            await client.send_text(INSTANCE, number=NUMBER, text=REPLY)
+            await client.fetch_all_groups(INSTANCE)
     finally:
         await client.aclose()
 
+    assert not isinstance(caught.value, DeliveryUnknown)
     assert caught.value.transient is True
     assert "500" in str(caught.value)
-    assert [r.status for r in evo.requests_to(SEND)] == [500] * 4
-    assert evo.sent == []
+    assert [r.status for r in evo.requests_to("/group/")] == [500] * 4
     assert_no_secret(caught.value, GLOBAL_KEY)
 
 
-async def test_network_error_is_unavailable(evo: FakeEvolution) -> None:
+async def test_a_send_answered_500_after_it_went_out_is_not_repeated(
+    evo: FakeEvolution, client: EvolutionClient
+) -> None:
+    evo.fail_after_sending(500, times=3)
+
+    with pytest.raises(DeliveryUnknown) as caught:
+        await client.send_text(INSTANCE, number=GROUP_JID, text=REPLY)
+
+    assert len(evo.sent) == 1  # the message is in the group once; the old client sent it thrice
+    assert [r.status for r in evo.requests_to(SEND)] == [500]
+    assert caught.value.transient is True
+    assert "500" in str(caught.value)
+    assert "may have been carried out" in str(caught.value)
+    assert_no_secret(caught.value, GLOBAL_KEY)
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+async def test_a_send_answered_5xx_is_not_repeated_even_when_it_did_not_go_out(
+    evo: FakeEvolution, client: EvolutionClient, status: int
+) -> None:
+    """From the client's side a gateway 5xx looks the same whether or not Evolution acted."""
+    evo.fail_next(SEND, status, times=3)
+
+    with pytest.raises(DeliveryUnknown):
+        await client.send_text(INSTANCE, number=GROUP_JID, text=REPLY)
+
+    assert [r.status for r in evo.requests_to(SEND)] == [status]
+    assert evo.sent == []
+
+
+async def test_a_send_whose_answer_times_out_is_not_repeated(evo: FakeEvolution) -> None:
+    gate = evo.hold_after_sending()
+    client = make_client(evo.url, timeout=0.5)
+    try:
+        with pytest.raises(DeliveryUnknown) as caught:
+            await client.send_text(INSTANCE, number=GROUP_JID, text=REPLY)
+    finally:
+        gate.release()
+        await client.aclose()
+
+    assert "ReadTimeout" in str(caught.value)
+    assert len(evo.requests_to(SEND)) == 1
+    assert len(evo.sent) == 1
+
+
+async def test_a_send_refused_with_429_did_not_go_out_and_says_when_to_retry(
+    evo: FakeEvolution, client: EvolutionClient
+) -> None:
+    evo.fail_next(SEND, 429, retry_after=7)
+
+    with pytest.raises(EvolutionUnavailable) as caught:
+        await client.send_text(INSTANCE, number=GROUP_JID, text=REPLY)
+
+    assert not isinstance(caught.value, DeliveryUnknown)
+    assert caught.value.retry_after == 7
+    assert [r.status for r in evo.requests_to(SEND)] == [429]
+
+
+async def test_a_send_to_an_unreachable_server_is_unavailable_not_unknown() -> None:
     client = make_client(f"http://127.0.0.1:{free_port()}", attempts=2)
     try:
         with pytest.raises(EvolutionUnavailable) as caught:
@@ -298,6 +359,8 @@ async def test_network_error_is_unavailable(evo: FakeEvolution) -> None:
     finally:
         await client.aclose()
 
+    # Nothing was written to the network: the send certainly did not go out.
+    assert not isinstance(caught.value, DeliveryUnknown)
     assert caught.value.transient is True
     assert "unreachable" in str(caught.value)
     assert_no_secret(caught.value, GLOBAL_KEY, TENANT_TOKEN)

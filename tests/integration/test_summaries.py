@@ -45,6 +45,7 @@ def summary_settings(
         "openai_base_url": llm.url,
         "openai_api_key": PLATFORM_KEY,
         "send_min_interval_seconds": 0,
+        "send_outcome_wait_seconds": 1,
         "job_poll_seconds": 0.2,
     }
     values.update(overrides)

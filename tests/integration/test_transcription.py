@@ -43,6 +43,7 @@ def worker_settings(
         "openai_api_key": PLATFORM_KEY,
         "evolution_api_key": "evolution-global-key-123456",
         "send_min_interval_seconds": 0,
+        "send_outcome_wait_seconds": 1,
         "job_poll_seconds": 0.2,
         "worker_heartbeat_seconds": 1,
         "stalled_job_seconds": 3,
@@ -290,6 +291,8 @@ async def test_evolution_server_error_is_retried(
     await wait_until(lambda: _sent(evolution, 1), within=30)
     assert [r.status for r in evolution.requests_to("getBase64FromMediaMessage")] == [500, 201]
     assert [r.status for r in evolution.requests_to("sendText")] == [502, 201]
+    # The 502 might have come after the message went out: it was looked for before the resend.
+    assert evolution.searches
 
 
 async def test_too_long_voice_note_gets_a_short_reply_and_no_transcription(

@@ -484,3 +484,22 @@ def test_legacy_duplicates_stop_the_upgrade_with_a_clear_message_and_lose_nothin
     with psycopg.connect(database.url) as conn:
         assert conn.execute("SELECT count(*) FROM usuarios").fetchone() == before
         assert migrate.current_revision(database.url) is None
+
+
+# -- the send ledger ---------------------------------------------------------------------------
+
+
+def test_the_send_ledger_refuses_an_unknown_status(new_database: NewDatabase) -> None:
+    database = new_database()
+    migrate.upgrade(database.url)
+    with psycopg.connect(database.url) as conn:
+        user_id = conn.execute(
+            "INSERT INTO usuarios (instancia) VALUES ('x') RETURNING id"
+        ).fetchone()[0]  # type: ignore[index]
+        with pytest.raises(errors.CheckViolation):
+            conn.execute(
+                "INSERT INTO envios (chave, usuario_id, lote, parte, partes, numero,"
+                " destino_jid, texto_hash, status) VALUES ('k', %s, 'l', 0, 1, 'n', 'n', 'h',"
+                " 'perdido')",
+                (user_id,),
+            )

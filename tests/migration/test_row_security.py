@@ -31,6 +31,7 @@ INTERNAL = (
     "alteracoes_pendentes",
     "audios_pendentes",
     "mensagens_enviadas",
+    "envios",
     "procrastinate_jobs",
     "procrastinate_workers",
     "procrastinate_periodic_defers",

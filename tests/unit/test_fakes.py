@@ -10,6 +10,10 @@ from collections.abc import Iterator
 import httpx
 import openai
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from tests.conftest import load_fixture
 from tests.fakes.audio import duration_of, probe, voice_note
@@ -241,3 +245,62 @@ async def test_block_and_release(ai: FakeOpenAI) -> None:
     gate.release()
     result = await asyncio.wait_for(call, 5)
     assert result.choices[0].message.content == "Resumo de teste."
+
+
+async def test_evolution_stores_its_sends_for_find_messages_and_echoes_them(
+    evo: FakeEvolution,
+) -> None:
+    received: list[dict[str, object]] = []
+
+    async def webhook(request: Request) -> JSONResponse:
+        received.append(await request.json())
+        return JSONResponse({"ok": True})
+
+    from tests.conftest import serve_in_thread
+
+    with serve_in_thread(Starlette(routes=[Route("/hook", webhook, methods=["POST"])])) as base:
+        evo.echo_to(f"{base}/hook", {"X-Webhook-Secret": "s"}, times=2)
+        try:
+            async with httpx.AsyncClient(base_url=evo.url, headers={"apikey": "k1"}) as http:
+                sent = await http.post(
+                    "/message/sendText/echo-inst",
+                    json={"number": "120363400000000009@g.us", "text": "eco"},
+                )
+                for _ in range(100):
+                    if len(evo.echoes) == 2:
+                        break
+                    await asyncio.sleep(0.02)
+                found = await http.post(
+                    "/chat/findMessages/echo-inst",
+                    json={"where": {"key": {"remoteJid": "120363400000000009@g.us"}}},
+                )
+        finally:
+            evo.echo_to(None)
+
+    assert sent.status_code == 201
+    assert evo.echoes == [200, 200]
+    fixture = load_fixture("send.message.json")
+    assert set(received[0]) == set(fixture)
+    assert received[0]["event"] == "send.message"
+    assert received[0]["instance"] == "echo-inst"
+    assert received[0]["data"] == sent.json()  # the send's answer, as Evolution echoes it
+    [record] = found.json()["messages"]["records"]
+    assert record["key"] == sent.json()["key"]
+
+
+async def test_evolution_can_fail_after_sending_and_lose_requests(evo: FakeEvolution) -> None:
+    async with httpx.AsyncClient(base_url=evo.url, headers={"apikey": "k1"}) as http:
+        before = len(evo.sent)
+        evo.fail_after_sending(503)
+        failed = await http.post("/message/sendText/x", json={"number": "5511", "text": "a"})
+        gate = evo.lose_next_send()
+        lost = asyncio.create_task(
+            http.post("/message/sendText/x", json={"number": "5511", "text": "b"})
+        )
+        assert await asyncio.to_thread(gate.wait_arrived, 5)
+        gate.release()
+        lost_response = await lost
+
+    assert failed.status_code == 503
+    assert lost_response.status_code == 502
+    assert [item.text for item in evo.sent[before:]] == ["a"]  # acted on the first only

@@ -1,9 +1,13 @@
 """Async HTTP client of the Evolution API (the WhatsApp gateway).
 
-One client per process, with a connection pool. Network errors and 5xx are retried here with
-backoff; 4xx become the specific errors of :mod:`intellizap.evolution.errors`. The ``apikey``
-header is the tenant's own instance token when known, else the global ``EVOLUTION_API_KEY``.
-Bodies follow ``reference.md`` §4 for v2 (default) and v1 (``EVOLUTION_API_VERSION=1``).
+One client per process, with a connection pool. Reads (every GET, media download, message
+search) are retried here with backoff on network errors and 5xx. A send is not: it is retried
+only when the connection could not even be made (nothing was written), and any later failure —
+a read timeout, a dropped connection, a 5xx — is :class:`DeliveryUnknown`, because Evolution may
+have sent the message; the send ledger finds out before anything is posted again. 4xx become the
+specific errors of :mod:`intellizap.evolution.errors`. The ``apikey`` header is the tenant's own
+instance token when known, else the global ``EVOLUTION_API_KEY``. Bodies follow ``reference.md``
+§4 for v2 (default) and v1 (``EVOLUTION_API_VERSION=1``).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -18,11 +23,18 @@ import httpx
 
 from intellizap.evolution.errors import (
     BadRequest,
+    DeliveryUnknown,
     EvolutionError,
     EvolutionUnavailable,
     InstanceNotFound,
     NotAuthorized,
     NotOnWhatsApp,
+)
+from intellizap.evolution.message_search import (
+    FoundMessage,
+    found_messages,
+    pages,
+    search_body,
 )
 from intellizap.evolution.webhooks import WebhookConfig, parse_found, set_body
 from intellizap.logging import get_logger
@@ -31,6 +43,8 @@ from intellizap.settings import Settings
 log = get_logger(__name__)
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+# Raised before a single byte of the request left this process: always safe to try again.
+_NOTHING_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +119,10 @@ class EvolutionClient:
         quote: Quote | None = None,
         token: str | None = None,
     ) -> str | None:
-        """Send ``text`` to ``number`` (a phone number or a group JID); return the new message id."""
+        """Send ``text`` to ``number`` (a phone number or a group JID); return the new message id.
+
+        Raises :class:`DeliveryUnknown` when the message may have gone out without an answer
+        saying so; every other error means it did not go out."""
         body: dict[str, Any]
         quoted = _quoted_body(quote) if quote else None
         if self._api_version == 1:
@@ -118,11 +135,40 @@ class EvolutionClient:
             if quoted:
                 body["quoted"] = quoted
         response = await self._request(
-            "POST", f"/message/sendText/{_path(instance)}", token, json=body
+            "POST", f"/message/sendText/{_path(instance)}", token, json=body, acts=True
         )
         key = response.get("key") if isinstance(response, dict) else None
         message_id = key.get("id") if isinstance(key, dict) else None
         return message_id if isinstance(message_id, str) else None
+
+    async def find_sent_messages(
+        self,
+        instance: str,
+        *,
+        chat_jid: str,
+        since: datetime,
+        until: datetime,
+        token: str | None = None,
+    ) -> list[FoundMessage]:
+        """Our own messages in ``chat_jid`` that Evolution stored between ``since`` and ``until``,
+        newest first (``findMessages``; Evolution keeps them with
+        ``DATABASE_SAVE_DATA_NEW_MESSAGE=true``, as in its ``.env.example``). v2 filters by time
+        on the server; v1 cannot, so its newest messages are read and filtered here."""
+        path = f"/chat/findMessages/{_path(instance)}"
+        found: list[FoundMessage] = []
+        page = 1
+        while True:
+            body = search_body(self._api_version, chat_jid, since, until, page)
+            response = await self._request("POST", path, token, json=body)
+            found += found_messages(response)
+            if page >= pages(response):
+                break
+            page += 1
+        return [
+            item
+            for item in found
+            if item.sent_at is None or since <= item.sent_at <= until  # v1, and a loose server
+        ]
 
     async def get_media_base64(
         self,
@@ -177,20 +223,41 @@ class EvolutionClient:
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    async def _request(self, method: str, path: str, token: str | None, **kwargs: Any) -> Any:
+    async def _request(
+        self, method: str, path: str, token: str | None, *, acts: bool = False, **kwargs: Any
+    ) -> Any:
+        """``acts``: the request changes something (a send), so it is repeated only when it
+        certainly never reached the server."""
         api_key = token or self._api_key
         headers = {"apikey": api_key} if api_key else {}
         for attempt in range(1, self._attempts + 1):
             try:
                 response = await self._http.request(method, path, headers=headers, **kwargs)
-            except httpx.TransportError as exc:
+            except _NOTHING_SENT as exc:
                 if attempt == self._attempts:
                     raise EvolutionUnavailable(
                         f"Evolution API unreachable: {type(exc).__name__}"
                     ) from exc
                 await self._sleep(attempt)
                 continue
-            if response.status_code in _RETRYABLE_STATUS and attempt < self._attempts:
+            except httpx.TransportError as exc:
+                if acts:
+                    raise DeliveryUnknown(
+                        f"no answer from Evolution on {path} ({type(exc).__name__}); "
+                        "the request may have been carried out"
+                    ) from exc
+                if attempt == self._attempts:
+                    raise EvolutionUnavailable(
+                        f"Evolution API unreachable: {type(exc).__name__}"
+                    ) from exc
+                await self._sleep(attempt)
+                continue
+            if acts and response.status_code >= 500:
+                raise DeliveryUnknown(
+                    f"Evolution API error {response.status_code} on {path}: "
+                    f"{_error_detail(_json(response))}; the request may have been carried out"
+                )
+            if not acts and response.status_code in _RETRYABLE_STATUS and attempt < self._attempts:
                 log.info("Evolution answered %s, retrying", response.status_code, path=path)
                 await self._sleep(attempt, response.headers.get("retry-after"))
                 continue
@@ -248,17 +315,25 @@ def _group(item: Any) -> GroupMetadata | None:
     )
 
 
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
 def _result(response: httpx.Response, path: str) -> Any:
     status = response.status_code
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
+    body = _json(response)
     if status < 400:
         return body
     detail = _error_detail(body)
     if status >= 500 or status in _RETRYABLE_STATUS:
-        raise EvolutionUnavailable(f"Evolution API error {status} on {path}: {detail}")
+        retry_after = response.headers.get("retry-after", "")
+        raise EvolutionUnavailable(
+            f"Evolution API error {status} on {path}: {detail}",
+            retry_after=float(retry_after) if retry_after.isdigit() else None,
+        )
     if status in (401, 403):
         raise NotAuthorized(f"Evolution refused the API key ({status}) on {path}")
     if status == 404:
@@ -287,4 +362,11 @@ def _not_on_whatsapp(body: Any) -> bool:
     )
 
 
-__all__ = ["EvolutionClient", "EvolutionError", "GroupMetadata", "MediaFile", "Quote"]
+__all__ = [
+    "EvolutionClient",
+    "EvolutionError",
+    "FoundMessage",
+    "GroupMetadata",
+    "MediaFile",
+    "Quote",
+]

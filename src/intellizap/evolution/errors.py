@@ -10,9 +10,20 @@ class EvolutionError(Exception):
 
 
 class EvolutionUnavailable(EvolutionError):
-    """Evolution could not be reached or answered 5xx, even after the client's own retries."""
+    """Evolution could not be reached or answered 5xx, even after the client's own retries.
+    ``retry_after`` is the server's ``Retry-After`` in seconds, when it sent one."""
 
     transient = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DeliveryUnknown(EvolutionUnavailable):
+    """A request that acts (a send) got no usable answer after it was written: a read timeout,
+    a dropped connection or a 5xx. Evolution may have carried it out, so it is never repeated
+    blindly; the sender finds out first (see ``evolution/sending.py``)."""
 
 
 class InstanceNotFound(EvolutionError):

@@ -1,28 +1,66 @@
-"""Sending text to WhatsApp, paced per instance.
+"""Sending text to WhatsApp: exactly once, paced per instance, without holding a worker slot.
 
-WhatsApp bans numbers that send in bursts, so every send is a job holding the lock
-``whatsapp-send:<tenant>``: procrastinate runs the jobs of one lock one at a time, in order, and
-the job waits ``SEND_MIN_INTERVAL_SECONDS`` after its send before releasing it. Different
-instances do not wait for each other. Long texts are split at paragraph boundaries, one job per
-part, so a retry never sends a part twice.
+:func:`queue_text` records the message in the send ledger (``send_ledger.py``), split at
+paragraph boundaries, and defers one ``send_text`` job per part. The job:
+
+1. **Order.** Jobs of one tenant share the lock ``whatsapp-send:<tenant>``. procrastinate runs
+   a lock's jobs one at a time in the order they were queued, and a job waiting for a retry still
+   holds its place: no later job of that lock starts before it. So a job that has to wait is
+   simply retried at a later time (:class:`Later`) — the parts of a summary still go in order.
+2. **Pacing.** An instance sends again ``SEND_MIN_INTERVAL_SECONDS`` after its previous POST
+   ended (read from the ledger). Too early, the job is retried at that time: a worker slot is
+   busy only while a request is in flight, and other instances and jobs use the slots meanwhile.
+3. **Exactly once.** The attempt is committed (``enviando``) before the POST, and its outcome
+   after. A run that finds an attempt with no outcome (the worker was killed, the answer was
+   lost, Evolution answered 5xx) does not post: it looks for the message — the ``send.message``
+   webhook may already have confirmed it, else Evolution's message store is asked
+   (``findMessages``). Found: sent. Not found: it posts again only once
+   ``SEND_OUTCOME_WAIT_SECONDS`` have passed since that attempt began, so that a request still
+   being handled by Evolution has had its time to finish (see the README for what bounds the
+   remaining window).
+4. **Completion.** When the last part is sent, or a part fails for good, the task the caller
+   named (a feature's, e.g. marking a summary ``enviado``) is deferred. Later parts of a message
+   whose part failed are cancelled.
+
+Sends outrank every other job (:data:`PRIORITY`): a summary written is delivered before the next
+one is written.
 """
 
 from __future__ import annotations
 
-import asyncio
+import logging
+import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import procrastinate
-from sqlalchemy import text as sql
+from procrastinate.jobs import Job
+from procrastinate.retry import BaseRetryStrategy, RetryDecision
 
 from intellizap import jobs
+from intellizap.db.engine import Database
+from intellizap.evolution import send_ledger, send_witnesses
 from intellizap.evolution.client import Quote
-from intellizap.evolution.errors import EvolutionError
+from intellizap.evolution.errors import DeliveryUnknown, EvolutionError
+from intellizap.evolution.send_ledger import FINAL, Completion, Send, Status
 from intellizap.logging import get_logger
-from intellizap.tenants.repository import tenant_by_id
 
 log = get_logger(__name__)
+
+SEND_TASK = "send_text"
+#: Above every other job (procrastinate's default priority is 0).
+PRIORITY = 10
+#: How often a send whose outcome is unknown looks for its message again.
+RECHECK_SECONDS = 10.0
+#: Failures of a POST that certainly did not go out (refused connection, 429, …).
+SEND_BACKOFF = jobs.Backoff(max_attempts=8)
+#: Anything else (the database unreachable, Evolution down while we look for a message): tried
+#: again every 15 minutes at most, for as long as the send is in the ledger (the job then ends).
+#: The count includes the job's reschedulings, hence so high.
+_UNEXPECTED = jobs.Backoff(max_attempts=1_000)
+#: Days a ledger row is kept (a message may be queued again by a re-run within hours).
+LEDGER_DAYS = 7
 
 
 def split_text(
@@ -57,33 +95,37 @@ def split_text(
 
 async def queue_text(
     queue: procrastinate.App,
+    database: Database,
     *,
     tenant_id: uuid.UUID,
     number: str,
     text: str,
     max_chars: int,
+    key: str,
     quote: Quote | None = None,
-    dedupe_key: str | None = None,
-    summary_id: uuid.UUID | None = None,
+    on_done: Completion | None = None,
 ) -> int:
-    """Defer the sends of ``text`` to ``number`` (the quote goes on the first part); returns the
-    number of parts. ``dedupe_key`` makes a repeated request a no-op while it is queued. With
-    ``summary_id``, the summary is marked sent after its last part (or failed, with the reason)."""
+    """Send ``text`` to ``number`` (the quote goes on the first part); returns the number of
+    parts. ``key`` names the message: queueing the same key again (a re-run after a crash) sends
+    nothing twice. ``on_done`` is deferred once every part is sent or one failed for good."""
     parts = split_text(text, max_chars)
-    for index, part in enumerate(parts):
+    send_ids = await send_ledger.record(
+        database,
+        tenant_id=tenant_id,
+        key=key,
+        number=number,
+        parts=parts,
+        quote=_quote_args(quote) if quote else None,
+        on_done=on_done,
+    )
+    for send_id in send_ids:
         await jobs.defer(
             queue,
-            "send_text",
+            SEND_TASK,
             lock=f"whatsapp-send:{tenant_id}",
-            queueing_lock=f"{dedupe_key}:{index}" if dedupe_key else None,
-            args={
-                "tenant_id": str(tenant_id),
-                "number": number,
-                "text": part,
-                "quote": _quote_args(quote) if quote and index == 0 else None,
-                "summary_id": str(summary_id) if summary_id else None,
-                "completes_summary": index == len(parts) - 1,
-            },
+            queueing_lock=f"send:{send_id}",
+            priority=PRIORITY,
+            args={"send_id": send_id},
         )
     return len(parts)
 
@@ -98,52 +140,257 @@ def _quote_args(quote: Quote) -> dict[str, Any]:
     }
 
 
-_RECORD_SENT = sql(
-    "INSERT INTO mensagens_enviadas (id_externo, usuario_id) VALUES (:id, :tenant_id) "
-    "ON CONFLICT DO NOTHING"
-)
-_SUMMARY_SENT = sql(
-    "UPDATE resumos SET status = 'enviado', data_envio = now(), erro = NULL WHERE id = :id"
-)
-_SUMMARY_FAILED = sql("UPDATE resumos SET status = 'erro', erro = :reason WHERE id = :id")
+class Later(Exception):
+    """Not now: run this send again at ``at``. Not a failure (pacing, waiting for an outcome,
+    backing off), so it never counts against the job."""
 
-SEND_RETRY = jobs.Backoff(max_attempts=8)
+    def __init__(self, at: datetime, why: str) -> None:
+        super().__init__(f"{why}; again at {at.isoformat(timespec='milliseconds')}")
+        self.at = at
 
 
-@jobs.app.task(name="send_text", queue="sending", retry=SEND_RETRY, pass_context=True)
+class _RescheduledIsNoError(logging.Filter):
+    """procrastinate logs every retry as an error, with its traceback. A :class:`Later` is how a
+    send waits for its turn, so its line says just that."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, Later):
+            job = record.getMessage().split(" ended with status", 1)[0]
+            record.msg, record.args = f"{job} rescheduled: {error}", ()
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+logging.getLogger("procrastinate.worker").addFilter(_RescheduledIsNoError())
+
+
+class SendRetry(BaseRetryStrategy):
+    """:class:`Later` reschedules the job at its time; anything else backs off."""
+
+    def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
+        if isinstance(exception, Later):
+            return RetryDecision(retry_at=exception.at)
+        return _UNEXPECTED.get_retry_decision(exception=exception, job=job)
+
+
+class QueuedBeforeTheLedger(Exception):
+    """A ``send_text`` job queued by a version without the send ledger (its text in the job's
+    arguments): it cannot be sent exactly once, so it fails at once instead of retrying."""
+
+    transient = False
+
+
+@jobs.app.task(name=SEND_TASK, queue="sending", retry=SendRetry(), pass_context=True)
 async def send_text(
-    job_context: procrastinate.JobContext,
-    *,
-    tenant_id: str,
-    number: str,
-    text: str,
-    quote: dict[str, Any] | None = None,
-    summary_id: str | None = None,
-    completes_summary: bool = False,
-) -> str | None:
+    job_context: procrastinate.JobContext, /, *, send_id: int | None = None, **legacy: Any
+) -> str:
+    if send_id is None:
+        raise QueuedBeforeTheLedger(
+            f"send job {job_context.job.id} was queued by an older version (arguments "
+            f"{sorted(legacy)}); let the sending queue drain before upgrading"
+        )
     context = jobs.context_of(job_context)
-    tenant = await tenant_by_id(context.database, uuid.UUID(tenant_id))
+    return await deliver(context, job_context.app, job_context.job, send_id)
+
+
+async def deliver(
+    context: jobs.WorkerContext, queue: procrastinate.App, job: Job, send_id: int
+) -> str:
+    """One run of a send job; returns the ledger status it leaves (or ``gone``)."""
+    database = context.database
+    pacing = context.settings.send_min_interval_seconds
+    started = time.monotonic()
+    send = await send_ledger.load(database, send_id, pacing=pacing, begin=True)
+    if send is None:
+        return "gone"  # its tenant was deleted, or the row outlived the ledger's retention
+    if send.began_at is not None:
+        return await _post(context, queue, job, send, started)
+    if send.status in FINAL:
+        await _complete(queue, send)  # a run that stopped before deferring the completion
+        return send.status.value
+    if send.earlier_part_failed:
+        await send_ledger.cancel(database, send, "uma parte anterior da mensagem não foi enviada")
+        return Status.CANCELLED.value
+    if send.busy_until is not None:
+        raise Later(send.busy_until, "pacing this instance's sends")
+    if send.status is Status.PENDING:
+        raise Later(datetime.now(UTC), "another run of this send began it")
+    # An earlier attempt's outcome is unknown: find out before anything is posted again.
+    found = await _went_out(context, send)
+    if found is not None:
+        await _complete(queue, found)
+        return Status.SENT.value
+    assert send.posted_at is not None
+    settled_at = send.posted_at + timedelta(seconds=context.settings.send_outcome_wait_seconds)
+    if send.now < settled_at:
+        recheck = send.now + timedelta(seconds=RECHECK_SECONDS)
+        raise Later(min(settled_at, recheck), "waiting to learn whether the last POST went out")
+    log.warning(
+        "an earlier send attempt did not go out; sending again",
+        usuario_id=str(send.tenant_id),
+        envio=send.id,
+        tentativas=send.attempts,
+    )
+    started = time.monotonic()
+    if await send_ledger.begin_attempt(database, send) is None:
+        raise Later(datetime.now(UTC), "another run of this send changed it")
+    return await _post(context, queue, job, send, started)
+
+
+async def _post(
+    context: jobs.WorkerContext, queue: procrastinate.App, job: Job, send: Send, started: float
+) -> str:
+    """Make the POST of an attempt just begun (committed in the ledger) and record its outcome.
+    ``started``: when the call that began it was made (monotonic clock)."""
+    database = context.database
+    wait = context.settings.send_outcome_wait_seconds
+    if time.monotonic() - started > wait / 2:
+        # This process stalled around the commit (paused, swapped out): another run may
+        # already be deciding this send. Leave it to the ledger rather than post late.
+        raise Later(datetime.now(UTC), "stalled before posting")
+    if send.instance is None:
+        failed = await send_ledger.record_not_sent(
+            database, send, "envio falhou: a conta não tem instância da Evolution", final=True
+        )
+        await _complete(queue, failed)
+        return Status.FAILED.value
+    assert send.text is not None
     try:
         message_id = await context.evolution.send_text(
-            tenant.instance,
-            number=number,
-            text=text,
-            quote=Quote(**quote) if quote else None,
-            token=tenant.evolution_token,
+            send.instance,
+            number=send.number,
+            text=send.text,
+            quote=Quote(**send.quote) if send.quote else None,
+            token=send.token,
+        )
+    except DeliveryUnknown as exc:
+        await send_ledger.record_unknown(database, send, str(exc))
+        log.warning(
+            "send outcome unknown; looking for the message before any new attempt",
+            usuario_id=str(send.tenant_id),
+            envio=send.id,
+            reason=str(exc),
+        )
+        raise Later(
+            datetime.now(UTC) + timedelta(seconds=min(RECHECK_SECONDS, wait)),
+            "send outcome unknown",
+        ) from exc
+    except EvolutionError as exc:
+        return await _not_sent(database, queue, job, send, exc)
+    sent = await send_ledger.record_sent(database, send, message_id)
+    log.info(
+        "text sent",
+        instancia=send.instance,
+        usuario_id=str(send.tenant_id),
+        envio=send.id,
+        parte=send.part + 1,
+        partes=send.parts,
+        chars=len(send.text),
+    )
+    await _complete(queue, sent)
+    return Status.SENT.value
+
+
+async def _not_sent(
+    database: Database, queue: procrastinate.App, job: Job, send: Send, error: EvolutionError
+) -> str:
+    """The POST certainly did not go out: back off and try again, or give up for good."""
+    attempts = send.attempts + 1
+    decision = SEND_BACKOFF.get_retry_decision(
+        exception=error, job=job.evolve(attempts=attempts - 1)
+    )
+    if decision is not None and decision.retry_at is not None:
+        await send_ledger.record_not_sent(database, send, str(error), final=False)
+        raise Later(decision.retry_at, "the send failed and will be tried again") from error
+    failed = await send_ledger.record_not_sent(database, send, f"envio falhou: {error}", final=True)
+    log.error(
+        "send failed for good",
+        usuario_id=str(send.tenant_id),
+        envio=send.id,
+        tentativas=attempts,
+        reason=str(error),
+    )
+    await _complete(queue, failed)
+    return Status.FAILED.value
+
+
+async def _went_out(context: jobs.WorkerContext, send: Send) -> Send | None:
+    """Whether the attempt whose outcome is unknown did send the message: if so it is recorded
+    and returned as sent, else None.
+
+    The ledger was read after any ``send.message`` echo had been applied, so only Evolution's
+    message store is left to ask: our messages in that chat from the POST on, with the same
+    text, not already confirming another row (the oldest such message is taken).
+    """
+    assert send.posted_at is not None
+    if send.instance is None:
+        return None
+    wait = timedelta(seconds=context.settings.send_outcome_wait_seconds)
+    since = send.posted_at - send_ledger.CLOCK_SKEW
+    until = max(send.now, send.posted_at + wait) + send_ledger.CLOCK_SKEW
+    try:
+        found = await context.evolution.find_sent_messages(
+            send.instance,
+            chat_jid=send.chat_jid,
+            since=since,
+            until=until,
+            token=send.token,
         )
     except EvolutionError as exc:
-        if summary_id and SEND_RETRY.gives_up(exc, job_context.job):
-            async with context.database.session() as session:
-                await session.execute(
-                    _SUMMARY_FAILED, {"id": summary_id, "reason": f"envio falhou: {exc}"[:500]}
-                )
-        raise
-    async with context.database.session() as session:
-        if message_id:  # so our own messages never end up in a summary
-            await session.execute(_RECORD_SENT, {"id": message_id, "tenant_id": tenant.id})
-        if summary_id and completes_summary:
-            await session.execute(_SUMMARY_SENT, {"id": summary_id})
-    log.info("text sent", instancia=tenant.instance, usuario_id=tenant_id, chars=len(text))
-    # Still holding this instance's lock: the next send of the instance waits for this pause.
-    await asyncio.sleep(context.settings.send_min_interval_seconds)
-    return message_id
+        if exc.transient:
+            raise  # Evolution down: ask again later (backoff), never post blind
+        log.warning(
+            "cannot search Evolution's messages; only the send.message webhook can tell "
+            "whether a send went out",
+            usuario_id=str(send.tenant_id),
+            reason=str(exc),
+        )
+        return None
+    same_text = [
+        item
+        for item in reversed(found)
+        if item.text is not None and send_ledger.fingerprint(item.text) == send.fingerprint
+    ]
+    taken = await send_witnesses.claimed(
+        context.database, send.tenant_id, [item.message_id for item in same_text]
+    )
+    match = next((item for item in same_text if item.message_id not in taken), None)
+    if match is None:
+        return None
+    log.info(
+        "an earlier send attempt did go out; not sending again",
+        usuario_id=str(send.tenant_id),
+        envio=send.id,
+    )
+    return await send_ledger.record_sent(context.database, send, match.message_id)
+
+
+async def _complete(queue: procrastinate.App, send: Send) -> None:
+    """Defer the caller's completion when this send ends its message (idempotent: a re-run
+    defers it again, and the completion task must tolerate that)."""
+    if send.on_done is None:
+        return
+    if send.status is Status.FAILED:
+        outcome: dict[str, Any] = {"sent": False, "reason": send.error}
+    elif send.status is Status.SENT and send.is_last:
+        outcome = {"sent": True, "reason": None}
+    else:
+        return
+    await jobs.defer(
+        queue,
+        send.on_done.task,
+        queueing_lock=f"send-done:{send.batch}",
+        priority=PRIORITY,
+        args={**send.on_done.args, **outcome},
+    )
+
+
+@jobs.app.periodic(cron="20 4 * * *", periodic_id="send-ledger-cleanup")
+@jobs.app.task(name="forget_old_sends", queue="maintenance", pass_context=True)
+async def forget_old_sends(job_context: procrastinate.JobContext, timestamp: int) -> int:
+    """Delete the ledger rows older than :data:`LEDGER_DAYS`."""
+    before = datetime.fromtimestamp(timestamp, UTC) - timedelta(days=LEDGER_DAYS)
+    deleted = await send_ledger.forget_before(jobs.context_of(job_context).database, before)
+    log.info("old send ledger rows deleted", envios_apagados=deleted)
+    return deleted

@@ -28,6 +28,7 @@ from intellizap.evolution.payloads import (
     Reaction,
     is_group_jid,
 )
+from intellizap.evolution.send_witnesses import record_echo
 from intellizap.ingest.changes import record_change
 from intellizap.ingest.metrics import event_outcome
 from intellizap.ingest.writer import MessageWriter, NewMessage, WriteResult
@@ -89,6 +90,15 @@ class IngestService:
     async def _apply(self, tenant: TenantInfo, event: Event) -> str:
         match event:
             case ChatMessage():
+                if event.from_me:  # perhaps the echo of a send whose outcome is unknown
+                    await record_echo(
+                        self._database,
+                        tenant_id=tenant.id,
+                        chat_jid=event.chat_jid,
+                        message_id=event.message_id,
+                        text=event.text,
+                        sent_at=event.sent_at,
+                    )
                 group = await self._ingested_group(tenant, event.chat_jid)
                 if group is None:
                     return "ignored"

@@ -1,8 +1,9 @@
 """Writing one group summary: period, transcript, quota, LLM (map-reduce when long), delivery.
 
 A ``resumos`` row goes ``pendente`` (claimed) → ``pendente`` with content (generated, being sent)
-→ ``enviado`` (the send job marks it) or ``erro`` with the reason. A job re-run after a crash
-continues from where the row is: a generated summary is not generated (nor paid for) twice.
+→ ``enviado`` (``delivery.py``, once the send ledger confirms its last part) or ``erro`` with the
+reason. A job re-run after a crash continues from where the row is: a generated summary is not
+generated (nor paid for) twice.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from intellizap.llm import ApiKey, KeyOwner, Llm, choose_key
 from intellizap.logging import get_logger
 from intellizap.settings import Settings
 from intellizap.summaries.chunking import chunk_lines
+from intellizap.summaries.delivery import on_delivery
 from intellizap.summaries.prompt import (
     build_merge_messages,
     build_partial_messages,
@@ -203,7 +205,7 @@ async def summarize(
     if row is None or row["status"] != "pendente":
         return "skipped"
     if row["conteudo"]:
-        await _deliver(queue, settings, row, row["conteudo"])  # generated before a crash
+        await _deliver(database, queue, settings, row, row["conteudo"])  # generated before a crash
         return "resent"
     zone = tenant_zone(row["fuso_horario"], settings.default_timezone)
     plan = await draft(database, settings, row, now=now)
@@ -256,7 +258,7 @@ async def summarize(
                 "tokens": generated.tokens,
             },
         )
-    await _deliver(queue, settings, row, generated.text, plan=plan, zone=zone)
+    await _deliver(database, queue, settings, row, generated.text, start=plan.start, end=plan.end)
     log.info(
         "summary generated",
         grupo_id=str(row["group_id"]),
@@ -268,25 +270,33 @@ async def summarize(
 
 
 async def _deliver(
+    database: Database,
     queue: procrastinate.App,
     settings: Settings,
     row: Any,
     content: str,
     *,
-    plan: Draft | None = None,
-    zone: ZoneInfo | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
 ) -> None:
+    """Queue the summary's send; ``delivery.py`` marks it sent once the last part is confirmed.
+    A re-run after a crash queues the very same text (the period comes from the row), so the
+    send ledger recognises it and sends nothing twice."""
+    start = start or row["periodo_inicio"]
+    end = end or row["periodo_fim"]
     heading = "📝 *Resumo do grupo*"
-    if plan is not None and zone is not None:
-        heading += f" ({period_label(plan.start, plan.end, zone)})"
+    if start is not None and end is not None:
+        zone = tenant_zone(row["fuso_horario"], settings.default_timezone)
+        heading += f" ({period_label(start, end, zone)})"
     await queue_text(
         queue,
+        database,
         tenant_id=row["tenant_id"],
         number=row["grupo_id_externo"],
         text=f"{heading}\n\n{content}",
         max_chars=settings.send_max_chars,
-        dedupe_key=f"summary:{row['id']}",
-        summary_id=row["id"],
+        key=f"summary:{row['id']}",
+        on_done=on_delivery(row["id"]),
     )
 
 

@@ -3,7 +3,8 @@
 Idempotent: a message that already has a text (or a recorded failure, or was deleted) is left
 alone, so a duplicate job or a job re-run after a crash does no second transcription. The
 ``audios_pendentes`` row outlives the transcript until the reply is queued, so a run that stopped
-in between is finished by the next one: the reply is sent from the stored transcript.
+in between is finished by the next one: the reply is sent from the stored transcript, and the send
+ledger (``evolution/sending.py``) makes sure a reply queued twice goes out once.
 """
 
 from __future__ import annotations
@@ -261,9 +262,11 @@ async def _too_long(
 ) -> Outcome:
     limit_minutes = context.settings.transcription_max_seconds / 60
     reason = f"áudio de {seconds / 60:.1f} min acima do limite de {limit_minutes:g} min"
-    # Reply first, then record: a crash in between repeats the reply rather than losing it.
+    # Reply first, then record: a crash in between queues the reply again, which the send
+    # ledger recognises by its key (it goes out once), rather than losing it.
     await queue_text(
         queue,
+        context.database,
         tenant_id=row["tenant_id"],
         number=row["grupo_id_externo"],
         text=(
@@ -272,7 +275,7 @@ async def _too_long(
         ),
         max_chars=context.settings.send_max_chars,
         quote=quote,
-        dedupe_key=f"transcript:{row['id']}",
+        key=f"transcript:{row['id']}",
     )
     await record_failure(context.database, row["id"], reason)
     return Outcome("too_long")
@@ -281,17 +284,20 @@ async def _too_long(
 async def _reply(
     context: WorkerContext, queue: procrastinate.App, row: Any, quote: Quote, transcript: str
 ) -> None:
-    """Queue the transcript's reply in the group, quoting the audio; then the job is done."""
+    """Queue the transcript's reply in the group, quoting the audio; then the job is done.
+    The reply is keyed by the message: a run repeated after a crash queues the same key, and
+    the send ledger sends it once."""
     author = row["nome-autor"]
     heading = f"🎙️ *Transcrição* ({author}):" if author else "🎙️ *Transcrição*:"
     await queue_text(
         queue,
+        context.database,
         tenant_id=row["tenant_id"],
         number=row["grupo_id_externo"],
         text=f"{heading}\n{transcript}",
         max_chars=context.settings.send_max_chars,
         quote=quote,
-        dedupe_key=f"transcript:{row['id']}",
+        key=f"transcript:{row['id']}",
     )
     await drop_audio(context.database, row["id"])
 

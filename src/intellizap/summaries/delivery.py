@@ -1,0 +1,57 @@
+"""A summary is ``enviado`` when the send ledger confirms its last part, ``erro`` when a part
+failed for good: the send job defers :func:`summary_delivered` (named when the summary is queued
+for sending), so ``evolution/`` never touches ``resumos``."""
+
+from __future__ import annotations
+
+import uuid
+
+import procrastinate
+from sqlalchemy import text
+
+from intellizap import jobs
+from intellizap.db.engine import Database
+from intellizap.evolution.send_ledger import Completion
+
+SUMMARY_DELIVERED_TASK = "summary_delivered"
+
+# Only a summary still waiting for its delivery changes: a repeated completion is a no-op.
+_SENT = text(
+    """
+    UPDATE resumos SET status = 'enviado', data_envio = now(), erro = NULL
+    WHERE id = :id AND status = 'pendente'
+    """
+)
+_FAILED = text(
+    "UPDATE resumos SET status = 'erro', erro = :reason WHERE id = :id AND status = 'pendente'"
+)
+
+
+def on_delivery(summary_id: uuid.UUID) -> Completion:
+    """What the send of summary ``summary_id`` defers once it is sent (or failed)."""
+    return Completion(task=SUMMARY_DELIVERED_TASK, args={"summary_id": str(summary_id)})
+
+
+async def record_delivery(
+    database: Database, summary_id: uuid.UUID, *, sent: bool, reason: str | None
+) -> bool:
+    """Mark the summary sent, or failed with ``reason``; returns whether it changed."""
+    async with database.session() as session:
+        if sent:
+            result = await session.execute(_SENT, {"id": summary_id})
+        else:
+            reason = (reason or "envio falhou")[:500]
+            result = await session.execute(_FAILED, {"id": summary_id, "reason": reason})
+    changed: int = result.rowcount  # type: ignore[attr-defined]
+    return changed > 0
+
+
+@jobs.app.task(
+    name=SUMMARY_DELIVERED_TASK, queue="summaries", retry=jobs.Backoff(), pass_context=True
+)
+async def summary_delivered(
+    job_context: procrastinate.JobContext, *, summary_id: str, sent: bool, reason: str | None
+) -> bool:
+    return await record_delivery(
+        jobs.context_of(job_context).database, uuid.UUID(summary_id), sent=sent, reason=reason
+    )
