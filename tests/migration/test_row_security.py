@@ -145,6 +145,14 @@ def insert_statements(s: Supabase) -> dict[str, list[tuple[str, tuple[Any, ...]]
             ("INSERT INTO mensagens_enviadas (id_externo, usuario_id) VALUES ('x', %s)", (u,))
             for u in (a.user, b.user)
         ],
+        "envios": [
+            (
+                "INSERT INTO envios (chave, usuario_id, lote, parte, partes, numero, destino_jid,"
+                " texto, texto_hash) VALUES ('k', %s, 'l', 0, 1, 'g@g.us', 'g@g.us', 'x', 'h')",
+                (u,),
+            )
+            for u in (a.user, b.user)
+        ],
         "procrastinate_jobs": [
             (
                 "INSERT INTO procrastinate_jobs (queue_name, task_name, args)"

@@ -249,20 +249,20 @@ def test_a_table_a_later_migration_forgets_to_lock_down_is_caught(
     the lock-down helper — and that the helper is the fix."""
     database = fresh_supabase.database
     with psycopg.connect(database.url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE envios (id bigserial PRIMARY KEY, texto text)")
+        conn.execute("CREATE TABLE novidades (id bigserial PRIMARY KEY, texto text)")
         conn.execute("CREATE FUNCTION intellizap_novo() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$")
 
-    assert tables_without_rls(database) == {"envios"}
+    assert tables_without_rls(database) == {"novidades"}
     leaked = api_privileges(database) - EXPECTED_PRIVILEGES
     assert {(grantee, obj) for grantee, obj, _ in leaked} == {
         (role, obj)
         for role in API_ROLES
-        for obj in ("envios", "envios_id_seq", "intellizap_novo()")
+        for obj in ("novidades", "novidades_id_seq", "intellizap_novo()")
     } | {("PUBLIC", "intellizap_novo()")}
-    assert ("authenticated", "envios", "TRUNCATE") in leaked
+    assert ("authenticated", "novidades", "TRUNCATE") in leaked
 
     with psycopg.connect(database.url, autocommit=True) as conn:
-        conn.execute(lock_down_sql("envios"))
+        conn.execute(lock_down_sql("novidades"))
         conn.execute(lock_down_functions_sql("intellizap_"))
 
     assert tables_without_rls(database) == set()
