@@ -181,7 +181,8 @@ async def test_the_job_wrapper_gives_worker_lines_tenant_context_and_counts_outc
     evolution: FakeEvolution,
     log_lines: io.StringIO,
 ) -> None:
-    import intellizap.evolution.sending  # noqa: F401 - registers send_text
+    from intellizap.evolution.sending import queue_text
+    from intellizap.summaries.delivery import on_delivery
 
     tenant = await create_tenant(clean_database, "acme-support")
     group = await create_group(clean_database, tenant, GROUP)
@@ -206,18 +207,17 @@ async def test_the_job_wrapper_gives_worker_lines_tenant_context_and_counts_outc
         capture(log_lines)
         queue = jobs.connect(database_url)
         async with queue.open_async():
-            # Jobs run in order: the first send is the one Evolution refuses.
+            # Sends of one instance run in order: the first is the one Evolution refuses.
             for summary_id in (failed_summary, sent_summary):
-                await jobs.defer(
+                await queue_text(
                     queue,
-                    "send_text",
-                    args={
-                        "tenant_id": str(tenant.id),
-                        "number": GROUP,
-                        "text": SUMMARY_TEXT,
-                        "summary_id": str(summary_id),
-                        "completes_summary": True,
-                    },
+                    clean_database,
+                    tenant_id=tenant.id,
+                    number=GROUP,
+                    text=SUMMARY_TEXT,
+                    max_chars=settings.send_max_chars,
+                    key=f"summary:{summary_id}",
+                    on_done=on_delivery(summary_id),
                 )
             evolution.fail_next("/message/sendText/", 400, body=NOT_ON_WHATSAPP)
             async with jobs.worker_context(settings, database_url) as context:
@@ -235,12 +235,15 @@ async def test_the_job_wrapper_gives_worker_lines_tenant_context_and_counts_outc
         key = (name, tuple(sorted(labels.items())))
         return samples(after).get(key, 0.0) - samples(before).get(key, 0.0)
 
-    assert delta("intellizap_jobs_total", task="send_text", outcome="succeeded") == 1
-    assert delta("intellizap_jobs_total", task="send_text", outcome="failed") == 1
+    # A send Evolution refuses for good is recorded in the ledger: its job ends normally.
+    assert delta("intellizap_jobs_total", task="send_text", outcome="succeeded") == 2
+    assert delta("intellizap_evolution_sends_total", outcome="sent") == 1
+    assert delta("intellizap_evolution_sends_total", outcome="not_on_whatsapp") == 1
     assert delta("intellizap_summaries_total", status="enviado", origin="sob_demanda") == 1
     assert delta("intellizap_summaries_total", status="erro", origin="agendado") == 1
     assert delta("intellizap_job_queue_latency_seconds_count", queue="sending") == 2
     assert delta("intellizap_job_duration_seconds_count", task="send_text") == 2
+    assert delta("intellizap_jobs_total", task="summary_delivered", outcome="succeeded") == 2
 
     lines = [json.loads(line) for line in log_lines.getvalue().splitlines()]
     job_lines = [line for line in lines if line.get("task") == "send_text"]
@@ -254,7 +257,8 @@ async def test_the_job_wrapper_gives_worker_lines_tenant_context_and_counts_outc
     assert all(line.get("usuario_id") == str(tenant.id) for line in outcome_lines)
     everything = log_lines.getvalue()
     assert "Padaria" not in everything  # no message text in any line, procrastinate's included
-    assert "text=…" in everything
+    # The send jobs carry only their ledger id: procrastinate's call lines name nothing else.
+    assert "send_id=" in everything
 
 
 def referenced_metrics() -> set[str]:

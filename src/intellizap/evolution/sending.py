@@ -45,6 +45,7 @@ from intellizap.evolution.client import Quote
 from intellizap.evolution.errors import DeliveryUnknown, EvolutionError
 from intellizap.evolution.send_ledger import FINAL, Completion, Send, Status
 from intellizap.logging import get_logger
+from intellizap.observability.evolution import SENDS, send_outcome
 
 log = get_logger(__name__)
 
@@ -219,6 +220,7 @@ async def deliver(
     # An earlier attempt's outcome is unknown: find out before anything is posted again.
     found = await _went_out(context, send)
     if found is not None:
+        SENDS.labels(outcome=send_outcome(None)).inc()
         await _complete(queue, found)
         return Status.SENT.value
     assert send.posted_at is not None
@@ -253,6 +255,7 @@ async def _post(
         failed = await send_ledger.record_not_sent(
             database, send, "envio falhou: a conta não tem instância da Evolution", final=True
         )
+        SENDS.labels(outcome="instance_not_found").inc()
         await _complete(queue, failed)
         return Status.FAILED.value
     assert send.text is not None
@@ -265,6 +268,7 @@ async def _post(
             token=send.token,
         )
     except DeliveryUnknown as exc:
+        SENDS.labels(outcome="unknown").inc()
         await send_ledger.record_unknown(database, send, str(exc))
         log.warning(
             "send outcome unknown; looking for the message before any new attempt",
@@ -279,6 +283,7 @@ async def _post(
     except EvolutionError as exc:
         return await _not_sent(database, queue, job, send, exc)
     sent = await send_ledger.record_sent(database, send, message_id)
+    SENDS.labels(outcome=send_outcome(None)).inc()
     log.info(
         "text sent",
         instancia=send.instance,
@@ -304,6 +309,7 @@ async def _not_sent(
         await send_ledger.record_not_sent(database, send, str(error), final=False)
         raise Later(decision.retry_at, "the send failed and will be tried again") from error
     failed = await send_ledger.record_not_sent(database, send, f"envio falhou: {error}", final=True)
+    SENDS.labels(outcome=send_outcome(error)).inc()
     log.error(
         "send failed for good",
         usuario_id=str(send.tenant_id),

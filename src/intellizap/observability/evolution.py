@@ -13,7 +13,8 @@ from prometheus_client import Counter
 SENDS = Counter(
     "intellizap_evolution_sends_total",
     "Messages sent through Evolution by outcome (sent, not_on_whatsapp, unauthorized, "
-    "instance_not_found, unavailable, rejected, error)",
+    "instance_not_found, unavailable, rejected, error; unknown: a POST whose outcome is being "
+    "looked up, counted again as sent when found)",
     ["outcome"],
 )
 

@@ -52,7 +52,8 @@ QUEUE_LATENCY = Histogram(
 )
 
 # One round trip: when the job became ready, and whose it is — from whichever id its arguments
-# carry (a summary, a message, or a tenant and the group JID it sends to). Absent ids are NULL.
+# carry (a summary, a message, a send of the ledger, or a tenant and the group JID it sends to).
+# Absent ids are NULL.
 _CONTEXT: LiteralString = """
     SELECT
         (SELECT max(at) FROM procrastinate_events
@@ -65,8 +66,10 @@ _CONTEXT: LiteralString = """
     LEFT JOIN resumos r ON r.id = %(summary_id)s
     LEFT JOIN mensagens m ON m.id = %(message_id)s
     LEFT JOIN grupos g ON g.id = m.grupo_id
-    LEFT JOIN usuarios t ON t.id = %(tenant_id)s
-    LEFT JOIN grupos tg ON tg.usuario_id = t.id AND tg.grupo_id_externo = %(number)s
+    LEFT JOIN envios e ON e.id = %(send_id)s
+    LEFT JOIN usuarios t ON t.id = COALESCE(%(tenant_id)s, e.usuario_id)
+    LEFT JOIN grupos tg
+        ON tg.usuario_id = t.id AND tg.grupo_id_externo = COALESCE(%(number)s, e.destino_jid)
     LEFT JOIN usuarios u ON u.id = COALESCE(r.usuario_id, g.usuario_id, t.id)
 """
 _SUMMARY_AFTER: LiteralString = """
@@ -92,6 +95,7 @@ def _lookup(job_id: int | None, args: dict[str, Any]) -> dict[str, Any]:
         "message_id": _uuid(args.get("message_id")),
         "tenant_id": _uuid(args.get("tenant_id")),
         "number": number if isinstance(number, str) else None,
+        "send_id": send_id if isinstance(send_id := args.get("send_id"), int) else None,
     }
 
 
