@@ -73,7 +73,7 @@ def worker() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, main.cancel)
-        async with jobs.connect(url).open_async() as queue:
+        async with jobs.connect(url, pool_size=settings.job_queue_pool_size).open_async() as queue:
             try:
                 await jobs.run_worker(queue, settings, url)
             except asyncio.CancelledError:
@@ -140,7 +140,8 @@ def resumo(
 
     from sqlalchemy import text
 
-    from intellizap.summaries.service import draft, request_on_demand
+    from intellizap.summaries.on_demand import request_on_demand
+    from intellizap.summaries.service import draft
 
     settings = load_settings()
 

@@ -3,23 +3,27 @@
 A ``resumos`` row goes ``pendente`` (claimed) → ``pendente`` with content (generated, being sent)
 → ``enviado`` (the send job marks it) or ``erro`` with the reason. A job re-run after a crash
 continues from where the row is: a generated summary is not generated (nor paid for) twice.
+
+On the platform key, the summary first reserves its worst-case tokens (every call's prompt plus
+its maximum output) of the tenant's monthly quota; each call's real usage is recorded as soon as
+it returns, and what was not spent is given back at the end.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import procrastinate
 from sqlalchemy import text
 
-from intellizap import jobs
 from intellizap.db.engine import Database
 from intellizap.evolution.sending import queue_text
-from intellizap.llm import ApiKey, KeyOwner, Llm, choose_key
+from intellizap.llm import ApiKey, Completion, KeyOwner, Llm, choose_key
 from intellizap.logging import get_logger
 from intellizap.settings import Settings
 from intellizap.summaries.chunking import chunk_lines
@@ -30,12 +34,10 @@ from intellizap.summaries.prompt import (
 )
 from intellizap.summaries.tokens import count_tokens
 from intellizap.summaries.transcript import ChatLine, render_transcript
+from intellizap.tenants import quota
 from intellizap.tenants.clock import tenant_zone
-from intellizap.tenants.quota import QUOTA_EXCEEDED, quota_status
 
 log = get_logger(__name__)
-
-COMMAND = "/resumo"
 
 _LOAD = text(
     """
@@ -67,12 +69,6 @@ _MESSAGES = text(
     ORDER BY m.data_mensagem, m.id_externo
     """
 )
-_RECORD_USAGE = text(
-    """
-    INSERT INTO uso_tokens (usuario_id, tipo, modelo, tokens_entrada, tokens_saida, chave, resumo_id)
-    VALUES (:tenant_id, 'resumo', :model, :input, :output, :key_owner, :summary_id)
-    """
-)
 _STORE = text(
     """
     UPDATE resumos SET conteudo = :content, total_mensagens = :count, periodo_inicio = :start,
@@ -80,13 +76,9 @@ _STORE = text(
     WHERE id = :id AND status = 'pendente'
     """
 )
-_FAIL = text("UPDATE resumos SET status = 'erro', erro = :reason WHERE id = :id")
-
-
-class SummaryRefused(Exception):
-    """A summary that must not be made (quota, invalid key…): recorded as ``erro``, not retried."""
-
-    transient = False
+_FAIL = text(
+    "UPDATE resumos SET status = 'erro', erro = :reason WHERE id = :id AND status = 'pendente'"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +91,9 @@ class Draft:
     messages: list[dict[str, str]]
     prompt_tokens: int
     chunks: int
+    most_tokens: int
+    """What every call together may spend at worst (prompts plus maximum outputs): reserved
+    from the quota before the first call."""
 
 
 @dataclass(slots=True)
@@ -141,11 +136,22 @@ async def draft(database: Database, settings: Settings, row: Any, *, now: dateti
     )
     label = period_label(start, end, zone)
     messages = build_summary_messages(group_name=row["nome"], period=label, lines=lines)
-    tokens = sum(count_tokens(message["content"]) for message in messages)
-    chunks = 1
+    tokens = _prompt_tokens(messages)
+    output = settings.summary_max_output_tokens
+    chunks, most = 1, tokens + output
     if tokens > settings.summary_input_token_budget:
         chunks = len(chunk_lines(lines, _chunk_budget(settings)))
-    return Draft(start, end, lines, messages, tokens, chunks)
+        # Each partial call repeats the instructions around its chunk and may answer in full;
+        # the merge reads every partial and answers once more.
+        framing = _prompt_tokens(
+            build_summary_messages(group_name=row["nome"], period=label, lines=[])
+        )
+        most = tokens + chunks * framing + 2 * chunks * output + output
+    return Draft(start, end, lines, messages, tokens, chunks, most)
+
+
+def _prompt_tokens(messages: list[dict[str, str]]) -> int:
+    return sum(count_tokens(message["content"]) for message in messages)
 
 
 def _chunk_budget(settings: Settings) -> int:
@@ -153,24 +159,40 @@ def _chunk_budget(settings: Settings) -> int:
     return max(1_000, settings.summary_input_token_budget - 2_000)
 
 
+Charge = Callable[[Completion], Awaitable[None]]
+
+
 async def generate(
-    llm: Llm, settings: Settings, key: ApiKey, row: Any, plan: Draft, zone: ZoneInfo
+    llm: Llm,
+    settings: Settings,
+    key: ApiKey,
+    row: Any,
+    plan: Draft,
+    zone: ZoneInfo,
+    charge: Charge | None = None,
 ) -> Generated:
     """One call when the transcript fits the budget; otherwise map (one partial summary per
-    chunk, every message in exactly one chunk) and reduce (merge the partials)."""
+    chunk, every message in exactly one chunk) and reduce (merge the partials). ``charge`` is
+    awaited after every call, with what the provider billed."""
     model = settings.summary_model
     result = Generated(text="", model=model)
 
-    async def call(messages: list[dict[str, str]]) -> str:
+    async def call(messages: list[dict[str, str]], prompt_tokens: int | None = None) -> str:
         completion = await llm.complete(
-            key, model=model, messages=messages, max_tokens=settings.summary_max_output_tokens
+            key,
+            model=model,
+            messages=messages,
+            max_tokens=settings.summary_max_output_tokens,
+            input_tokens=_prompt_tokens(messages) if prompt_tokens is None else prompt_tokens,
         )
         result.model = completion.model
         result.usage.append((completion.input_tokens, completion.output_tokens))
+        if charge is not None:
+            await charge(completion)
         return completion.text
 
     if plan.chunks == 1:
-        result.text = await call(plan.messages)
+        result.text = await call(plan.messages, plan.prompt_tokens)
         return result
     label = period_label(plan.start, plan.end, zone)
     chunks = chunk_lines(plan.lines, _chunk_budget(settings))
@@ -219,42 +241,37 @@ async def summarize(
         )
         return "too_few"
     key = choose_key(row["openai_key"], settings.openai_api_key)
-    if key.owner is KeyOwner.PLATFORM:
-        quota = await quota_status(
-            database,
-            tenant_id=row["tenant_id"],
-            limit=row["tokens_mes"],
-            renewal_day=row["renewal_day"],
-            zone=zone,
-            now=now,
+    account = quota.Account(row["tenant_id"], row["tokens_mes"], row["renewal_day"], zone)
+    reservation = await quota.reserve(
+        database,
+        account,
+        plan.most_tokens,
+        platform_key=key.owner is KeyOwner.PLATFORM,
+        now=now,
+    )
+
+    async def charge(completion: Completion) -> None:
+        usage = quota.Usage(completion.model, completion.input_tokens, completion.output_tokens)
+        await quota.charge(
+            database, reservation, usage, key_owner=key.owner.value, summary_id=summary_id
         )
-        if quota.exceeded:
-            raise SummaryRefused(QUOTA_EXCEEDED)
-    generated = await generate(llm, settings, key, row, plan, zone)
-    async with database.session() as session:
-        for input_tokens, output_tokens in generated.usage:
+
+    try:
+        generated = await generate(llm, settings, key, row, plan, zone, charge)
+        async with database.session() as session:
             await session.execute(
-                _RECORD_USAGE,
+                _STORE,
                 {
-                    "tenant_id": row["tenant_id"],
-                    "model": generated.model,
-                    "input": input_tokens,
-                    "output": output_tokens,
-                    "key_owner": key.owner.value,
-                    "summary_id": summary_id,
+                    "id": summary_id,
+                    "content": generated.text,
+                    "count": len(plan.lines),
+                    "start": plan.start,
+                    "end": plan.end,
+                    "tokens": generated.tokens,
                 },
             )
-        await session.execute(
-            _STORE,
-            {
-                "id": summary_id,
-                "content": generated.text,
-                "count": len(plan.lines),
-                "start": plan.start,
-                "end": plan.end,
-                "tokens": generated.tokens,
-            },
-        )
+    finally:
+        await quota.release(database, reservation)
     await _deliver(queue, settings, row, generated.text, plan=plan, zone=zone)
     log.info(
         "summary generated",
@@ -292,70 +309,3 @@ async def _deliver(
 async def fail(database: Database, summary_id: uuid.UUID, reason: str) -> None:
     async with database.session() as session:
         await session.execute(_FAIL, {"id": summary_id, "reason": reason[:500]})
-
-
-# -- on demand ----------------------------------------------------------------------------------------
-
-_CLAIM_ON_DEMAND = text(
-    """
-    WITH guard AS (SELECT pg_advisory_xact_lock(hashtextextended(CAST(:group_id AS text), 7)))
-    INSERT INTO resumos (grupo_id, usuario_id, status, origem)
-    SELECT :group_id, :tenant_id, 'pendente', 'sob_demanda' FROM guard
-    WHERE NOT EXISTS (
-        SELECT 1 FROM resumos
-        WHERE grupo_id = :group_id AND origem = 'sob_demanda'
-          AND created_at > now() - make_interval(secs => :window)
-    )
-    RETURNING id
-    """
-)
-
-
-async def request_on_demand(
-    database: Database,
-    queue: procrastinate.App,
-    settings: Settings,
-    *,
-    tenant_id: uuid.UUID,
-    group_id: uuid.UUID,
-) -> uuid.UUID | None:
-    """Queue a summary since the last one, unless one was asked for in the last
-    ``SUMMARY_ON_DEMAND_MINUTES`` (then None)."""
-    async with database.session() as session:
-        summary_id = (
-            await session.execute(
-                _CLAIM_ON_DEMAND,
-                {
-                    "group_id": group_id,
-                    "tenant_id": tenant_id,
-                    "window": settings.summary_on_demand_minutes * 60,
-                },
-            )
-        ).scalar_one_or_none()
-    if summary_id is not None:
-        await jobs.defer(
-            queue,
-            "summarize",
-            queueing_lock=f"summary:{summary_id}",
-            lock=f"summary-group:{group_id}",
-            args={"summary_id": str(summary_id)},
-        )
-    return summary_id
-
-
-_LAST_ON_DEMAND = text(
-    "SELECT max(created_at) FROM resumos WHERE grupo_id = :group_id AND origem = 'sob_demanda'"
-)
-
-
-async def on_demand_available_at(
-    database: Database, settings: Settings, group_id: uuid.UUID
-) -> datetime:
-    """When the group may next be summarised on demand (now, or in the past, when it may)."""
-    async with database.session() as session:
-        last: datetime | None = (
-            await session.execute(_LAST_ON_DEMAND, {"group_id": group_id})
-        ).scalar_one()
-    if last is None:
-        return datetime.now(UTC)
-    return last + timedelta(minutes=settings.summary_on_demand_minutes)

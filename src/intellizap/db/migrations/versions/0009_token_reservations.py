@@ -1,0 +1,45 @@
+"""Token reservations: what running LLM calls may still spend of a tenant's monthly quota.
+
+A summary reserves its estimated tokens under a per-tenant lock before calling the LLM and
+gives back what it did not use afterwards, so summaries running at once cannot all pass the
+quota check together. Internal to the backend: never readable by Supabase users.
+
+Revision ID: 0009
+Revises: 0006
+Create Date: 2026-11-26
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0009"
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.execute(
+        """
+        CREATE TABLE IF NOT EXISTS reservas_tokens (
+            id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+            usuario_id uuid NOT NULL REFERENCES usuarios (id) ON DELETE CASCADE,
+            tokens integer NOT NULL CHECK (tokens >= 0),
+            expira_em timestamptz NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX IF NOT EXISTS reservas_tokens_usuario_id_idx
+            ON reservas_tokens (usuario_id, expira_em);
+        DO $$
+        BEGIN
+            IF EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'auth') THEN
+                ALTER TABLE reservas_tokens ENABLE ROW LEVEL SECURITY;
+            END IF;
+        END $$;
+        """
+    )
+
+
+def downgrade() -> None:
+    op.execute("DROP TABLE IF EXISTS reservas_tokens")
