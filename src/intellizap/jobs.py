@@ -194,6 +194,8 @@ async def final_failure(
 
 app = procrastinate.App(connector=procrastinate.PsycopgConnector(), import_paths=TASK_MODULES)
 
+QUEUE_APPLICATION_NAME = "intellizap-queue"
+
 
 def connect(url: str, *, pool_size: int = 4) -> procrastinate.App:
     """:data:`app`, connected to the database at ``url`` (open it with ``open_async``).
@@ -206,7 +208,8 @@ def connect(url: str, *, pool_size: int = 4) -> procrastinate.App:
     """
     connector = procrastinate.PsycopgConnector(
         conninfo=libpq_url(url),
-        kwargs={"options": "-c timezone=UTC"},
+        # Named, so the queue's connections can be told apart in pg_stat_activity.
+        kwargs={"options": "-c timezone=UTC", "application_name": QUEUE_APPLICATION_NAME},
         min_size=1,
         max_size=pool_size,
     )

@@ -108,9 +108,7 @@ def test_jobs_failing_together_do_not_come_back_together() -> None:
     strategy = Backoff(base=5.0, cap=900.0)
     for exception in (Transient(), RateLimited("slow down", retry_after=1.0)):
         for attempts in (0, 3):
-            waits = [
-                strategy.wait(exception, job(attempts, job_id=n)) for n in range(1, 201)
-            ]
+            waits = [strategy.wait(exception, job(attempts, job_id=n)) for n in range(1, 201)]
             assert len({round(w, 3) for w in waits}) > 150, (exception, attempts)
             # Spread over a good part of the interval, not bunched at one end.
             assert max(waits) - min(waits) > 0.3 * statistics.median(waits)

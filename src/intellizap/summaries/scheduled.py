@@ -109,7 +109,9 @@ async def _known_zones(database: Database) -> list[str]:
     """The time zones this PostgreSQL knows (read once per process: it never changes)."""
     if not _zones:
         async with database.engine.connect() as conn:
-            _zones.extend((await conn.execute(_KNOWN_ZONES)).scalar_one())
+            known = (await conn.execute(_KNOWN_ZONES)).scalar_one()
+        # Assigned whole after the await: two first callers at once must not both append.
+        _zones[:] = sorted(set(known))
     return _zones
 
 
