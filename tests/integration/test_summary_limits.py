@@ -23,6 +23,7 @@ from intellizap.summaries.on_demand import request_on_demand
 from intellizap.summaries.scheduled import SUMMARIZE_TASK, claim_due_summaries, summary_job
 from intellizap.summaries.service import draft
 from intellizap.summaries.tasks import summarize_group
+from intellizap.summaries.tokens import load_encoding
 from tests.conftest import make_settings, running_service, wait_until
 from tests.factories import count, create_group, create_tenant
 from tests.fakes.evolution import FakeEvolution
@@ -319,3 +320,18 @@ async def test_ten_concurrent_resumo_requests_for_a_group_queue_exactly_one_summ
         )
         == 1
     )
+
+
+async def test_a_worker_loads_the_token_encoding_at_start_not_on_its_first_summary(
+    clean_database: Database, database_url: str, evolution: FakeEvolution, llm: FakeOpenAI
+) -> None:
+    """Before: the first summary of a fresh worker loaded it, stalling the event loop (and every
+    job on it) for about two seconds."""
+    load_encoding.cache_clear()
+
+    async def loaded() -> bool:
+        return load_encoding.cache_info().currsize == 1
+
+    async with running_service(settings_for(database_url, evolution, llm), Roles(worker=True)):
+        await wait_until(loaded, within=30)
+    assert await count(clean_database, "SELECT count(*) FROM resumos") == 0  # no summary ran
