@@ -12,13 +12,16 @@ import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import procrastinate
+import sqlalchemy.exc
 from procrastinate.jobs import Job
 from procrastinate.retry import BaseRetryStrategy, RetryDecision
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intellizap.db.engine import Database, libpq_url
@@ -325,8 +328,24 @@ class JobSpec:
     lock: str | None = None
     queueing_lock: str | None = None
     priority: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-    """Further ``configure_task`` options (e.g. ``schedule_in``)."""
+    scheduled_at: datetime | None = None
+
+
+# procrastinate's own SQL function for deferring jobs (the one its Python API calls), fed with
+# arrays: thousands of jobs cost one statement and no Python object per job.
+_DEFER_MANY = text(
+    """
+    SELECT unnest(procrastinate_defer_jobs_v1(ARRAY(
+        SELECT ROW(:queue, :task, j.priority, j.lock, j.queueing_lock, CAST(j.args AS jsonb),
+                   j.scheduled_at)::procrastinate_job_to_defer_v1
+        FROM unnest(CAST(:priorities AS integer[]), CAST(:locks AS text[]),
+                    CAST(:queueing_locks AS text[]), CAST(:args AS text[]),
+                    CAST(:scheduled_at AS timestamptz[]))
+             WITH ORDINALITY AS j (priority, lock, queueing_lock, args, scheduled_at, n)
+        ORDER BY j.n
+    ))) AS id
+    """
+)
 
 
 async def defer_in_transaction(
@@ -337,27 +356,33 @@ async def defer_in_transaction(
     The jobs exist exactly when the transaction commits: a row claimed and its job are never one
     without the other (no orphan to sweep up, no job for a rolled-back claim), and the defer
     uses the session's connection, not the queue's small pool (shared with the running jobs).
+    Workers are woken as by any defer (procrastinate's insert trigger notifies at commit).
     A job whose ``queueing_lock`` is already waiting makes the statement, and so the whole
     transaction, fail (``AlreadyEnqueued``): give each job its own lock, or defer it alone.
     """
     if not specs:
         return []
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection  # the psycopg AsyncConnection the transaction runs on
-    new_jobs = [
-        queue.configure_task(
-            task,
-            allow_unknown=False,
-            lock=spec.lock,
-            queueing_lock=spec.queueing_lock,
-            priority=spec.priority,
-            **spec.extra,
-        ).job.evolve(task_kwargs=spec.args)
-        for spec in specs
-    ]
-    deferred = await queue.job_manager.batch_defer_jobs_async(jobs=new_jobs, connection=driver)
-    return [job.id for job in deferred if job.id is not None]
+    template = queue.configure_task(task, allow_unknown=False).job  # the task's queue
+    try:
+        ids = (
+            await session.execute(
+                _DEFER_MANY,
+                {
+                    "queue": template.queue,
+                    "task": template.task_name,
+                    "priorities": [spec.priority for spec in specs],
+                    "locks": [spec.lock for spec in specs],
+                    "queueing_locks": [spec.queueing_lock for spec in specs],
+                    "args": [orjson.dumps(spec.args).decode() for spec in specs],
+                    "scheduled_at": [spec.scheduled_at for spec in specs],
+                },
+            )
+        ).scalars()
+        return list(ids)
+    except sqlalchemy.exc.IntegrityError as exc:
+        raise procrastinate.exceptions.AlreadyEnqueued(
+            f"a {task} job with one of these queueing locks is already waiting"
+        ) from exc
 
 
 #: Run once when a worker starts, before it takes jobs (e.g. loading data that would otherwise

@@ -12,7 +12,8 @@ missed summaries go out within 15 minutes.
 Claiming (the rows) and queueing (their jobs) happen in one transaction, the jobs inserted by a
 single statement however many are due, through the claim's own connection. Older versions
 committed the claim first and queued after, so a process dying in between left a ``pendente``
-summary no job would write; each tick still re-queues such orphans (see ``_ORPHANS``).
+summary no job would write; catch-up ticks (and each process's first tick) still re-queue such
+orphans (see ``_ORPHANS``).
 
 A summary's job carries its deadline, ``SUMMARY_CATCHUP_HOURS`` after its due time: a throttled
 or failing LLM provider makes it retry until then, not for a fixed number of attempts.
@@ -20,7 +21,9 @@ or failing LLM provider makes it retry until then, not for a fixed number of att
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -84,8 +87,15 @@ _CLAIM = text(
     ),
     claimed AS (
         INSERT INTO resumos (grupo_id, usuario_id, status, origem, data_referencia)
-        SELECT group_id, tenant_id, 'pendente', 'agendado', day FROM due_groups
+        SELECT group_id, tenant_id, 'pendente', 'agendado', day FROM due_groups d
         WHERE at_local > local_now - :window
+          -- Already claimed (most of a catch-up tick's window): an index probe, much cheaper
+          -- than an insert that conflicts. ON CONFLICT still settles concurrent claims.
+          AND NOT EXISTS (
+              SELECT 1 FROM resumos r
+              WHERE r.grupo_id = d.group_id AND r.origem = 'agendado'
+                AND r.data_referencia = d.day
+          )
         ON CONFLICT (grupo_id, data_referencia) WHERE origem = 'agendado' DO NOTHING
         RETURNING id, grupo_id
     )
@@ -206,6 +216,9 @@ _ORPHANS = text(
     LIMIT 1000
     """
 )
+#: The event loops (one per worker) that have swept for orphans at least once.
+_swept: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+
 #: How long a fresh claim is given to queue its own job before the sweep considers it orphaned.
 ORPHAN_SETTLE = timedelta(minutes=2)
 
@@ -237,12 +250,19 @@ async def requeue_orphaned_summaries(
 async def summary_tick(job_context: procrastinate.JobContext, timestamp: int) -> int:
     context = jobs.context_of(job_context)
     now = datetime.fromtimestamp(timestamp, UTC)
+    catching_up = now.minute % CATCH_UP_EVERY == 0
     claims = await claim_due_summaries(
         context.database,
         context.settings,
         now,
-        full_catch_up=now.minute % CATCH_UP_EVERY == 0,
+        full_catch_up=catching_up,
         queue=job_context.app,
     )
-    await requeue_orphaned_summaries(context.database, job_context.app, context.settings)
+    # Orphans only come from older versions now (claims are queued in their own transaction):
+    # looked for with the catch-up, and on a process's first tick (a restart after a crash),
+    # not every minute (the sweep reads every pending summary, thousands after a 09:00 burst).
+    loop = asyncio.get_running_loop()
+    if catching_up or loop not in _swept:
+        _swept.add(loop)
+        await requeue_orphaned_summaries(context.database, job_context.app, context.settings)
     return len(claims)
