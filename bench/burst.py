@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import psycopg
 from sqlalchemy import text
 from tests.fakes.evolution import FakeEvolution
 from tests.fakes.openai import FakeOpenAI
@@ -76,7 +77,9 @@ SELECT (SELECT count(*) FROM resumos),
        (SELECT count(*) FROM resumos WHERE status <> 'pendente'),
        (SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'),
        (SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'),
-       (SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing' AND task_name = 'summarize')
+       (SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing' AND task_name = 'summarize'),
+       (SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo' AND task_name = 'summarize'),
+       (SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo' AND attempts > 0)
 """
 
 
@@ -126,6 +129,8 @@ class Sample:
     doing: int
     waiting: int
     summarizing: int
+    summaries_waiting: int
+    retrying: int
 
 
 @dataclass
@@ -159,6 +164,9 @@ def worker_env(
         env["WORKER_CONCURRENCY"] = str(args.concurrency)
     if args.send_interval is not None:
         env["SEND_MIN_INTERVAL_SECONDS"] = str(args.send_interval)
+    for setting in args.env:
+        name, _, value = setting.partition("=")
+        env[name.upper()] = value
     return env
 
 
@@ -192,7 +200,7 @@ async def follow(
     deadline = run.due + within
     while time.monotonic() < deadline:
         async with database.engine.connect() as conn:
-            claimed, finished, doing, waiting, summarizing = (
+            claimed, finished, doing, waiting, summarizing, summaries_waiting, retrying = (
                 await conn.execute(text(PROGRESS))
             ).one()
         run.samples.append(
@@ -205,6 +213,8 @@ async def follow(
                 doing,
                 waiting,
                 summarizing,
+                summaries_waiting,
+                retrying,
             )
         )
         if any(w.poll() is not None for w in workers):
@@ -231,20 +241,28 @@ async def burst(args: argparse.Namespace) -> dict[str, Any]:
         migrate.upgrade(url)
         postmaster = int((server.pgdata / "postmaster.pid").read_text().split()[0])
         database = Database(url, pool_size=2)
+        if args.pg_slow_ms is not None:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(
+                    f"ALTER SYSTEM SET log_min_duration_statement = {int(args.pg_slow_ms)}"
+                )
+                conn.execute("SELECT pg_reload_conf()")
         # Due at the first whole minute at least --lead seconds away (time to fill and start).
         wall_due = (datetime.now(UTC) + timedelta(seconds=args.lead)).replace(
             second=0, microsecond=0
         ) + timedelta(minutes=1)
         await fill(database, args, wall_due.astimezone(ZoneInfo(ZONE)))
         env = worker_env(args, url, ai, evo)
+        profile = ["-m", "cProfile", "-o", str(args.profile)] if args.profile else []
+        log = args.worker_log.open("ab") if args.worker_log else None
         workers = [
             subprocess.Popen(  # noqa: ASYNC220 - started once, before the measurement
-                [sys.executable, "-m", "intellizap", "worker"],
+                [sys.executable, *(profile if n == 0 else []), "-m", "intellizap", "worker"],
                 env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE if args.quiet else None,
+                stdout=log or subprocess.DEVNULL,
+                stderr=log or (subprocess.DEVNULL if args.quiet else None),
             )
-            for _ in range(args.workers)
+            for n in range(args.workers)
         ]
         try:
             run = Run(due=time.monotonic() + (wall_due - datetime.now(UTC)).total_seconds())
@@ -281,6 +299,10 @@ async def burst(args: argparse.Namespace) -> dict[str, Any]:
                 if reason:
                     run.reasons[reason] += n
         run.llm_admitted, run.llm_refused = ai.throttled
+        if args.pg_slow_ms is not None and args.worker_log:
+            log_file = server.pgdata / "log"
+            if log_file.exists():
+                args.worker_log.with_suffix(".postgres.log").write_bytes(log_file.read_bytes())
         run.llm_calls = len(ai.requests_to("/chat/completions"))
         await database.dispose()
         baseline = None
@@ -337,6 +359,25 @@ def report(args: argparse.Namespace, run: Run, baseline: dict[str, float] | None
         "sampled_from_s": first_at.at - run.due,
         "baseline": baseline,
     }
+    if args.timeline:
+        sent_by = sorted(run.sends)
+        print(
+            "  t(s)  claimed finished  doing waiting  summarizing  summaries-waiting  retrying"
+            "  sent  worker-cpu%"
+        )
+        previous = drain[0]
+        for sample in drain[::4]:
+            t = sample.at - run.due
+            sent_so_far = sum(1 for x in sent_by if x <= t)
+            cpu = (
+                100 * (sample.worker_cpu - previous.worker_cpu) / max(1e-6, sample.at - previous.at)
+            )
+            previous = sample
+            print(
+                f"{t:6.1f} {sample.claimed:8} {sample.finished:8} {sample.doing:6} "
+                f"{sample.waiting:7} {sample.summarizing:12} {sample.summaries_waiting:18} "
+                f"{sample.retrying:9} {sent_so_far:5} {cpu:11.0f}"
+            )
     print_report(result)
     return result
 
@@ -422,10 +463,12 @@ def print_extrapolation(r: dict[str, Any]) -> None:
 # -- the baseline: the same calls, directly ------------------------------------------------------------
 
 
-async def direct_client(llm_url: str, evolution_url: str, n: int, concurrency: int) -> None:
+async def direct_client(llm_url: str, evolution_url: str, n: int, concurrency: int) -> float:
+    """Seconds of CPU the calls themselves took (imports excluded)."""
     import httpx
     import openai
 
+    started = time.process_time()
     llm = openai.AsyncOpenAI(api_key=PLATFORM_KEY, base_url=llm_url, max_retries=0)
     slots = asyncio.Semaphore(concurrency)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -447,6 +490,7 @@ async def direct_client(llm_url: str, evolution_url: str, n: int, concurrency: i
 
         await asyncio.gather(*(one(i) for i in range(n)))
     await llm.close()
+    return time.process_time() - started
 
 
 def direct_baseline(args: argparse.Namespace, llm_url: str, evolution_url: str) -> dict[str, float]:
@@ -470,8 +514,8 @@ def direct_baseline(args: argparse.Namespace, llm_url: str, evolution_url: str) 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--direct":
         llm_url, evolution_url, n, concurrency = sys.argv[2:6]
-        asyncio.run(direct_client(llm_url, evolution_url, int(n), int(concurrency)))
-        print(json.dumps({"cpu_s": time.process_time()}))
+        cpu = asyncio.run(direct_client(llm_url, evolution_url, int(n), int(concurrency)))
+        print(json.dumps({"cpu_s": cpu}))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--groups", type=int, default=2_000)
@@ -492,6 +536,17 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="hide the workers' own logs")
     parser.add_argument("--save", type=Path, default=None, help="write the report as JSON here")
+    parser.add_argument("--timeline", action="store_true", help="print the drain every 2 s")
+    parser.add_argument("--worker-log", type=Path, default=None, help="the workers' output")
+    parser.add_argument(
+        "--pg-slow-ms", type=float, default=None, help="log statements slower than this"
+    )
+    parser.add_argument(
+        "--env", action="append", default=[], help="NAME=VALUE for the workers (repeatable)"
+    )
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="run the (first) worker under cProfile"
+    )
     args = parser.parse_args()
     result = asyncio.run(burst(args))
     if args.save:

@@ -1,8 +1,15 @@
-"""Token reservations: what running LLM calls may still spend of a tenant's monthly quota.
+"""Token reservations, and an index that keeps the job queue fast with thousands of jobs waiting.
 
-A summary reserves its estimated tokens under a per-tenant lock before calling the LLM and
-gives back what it did not use afterwards, so summaries running at once cannot all pass the
-quota check together. Internal to the backend: never readable by Supabase users.
+``reservas_tokens``: what running LLM calls may still spend of a tenant's monthly quota. A summary
+reserves its estimated tokens under a per-tenant lock before calling the LLM and gives back what
+it did not use afterwards, so summaries running at once cannot all pass the quota check together.
+Internal to the backend: never readable by Supabase users.
+
+``procrastinate_jobs (lock, id)`` for waiting and running jobs: procrastinate's fetch checks, for
+the job it is about to take, that no earlier job with the same lock waits or runs. Its own index
+on (id, lock) cannot find a lock, so after a 09:00 burst (10,000 summaries queued at once, before
+autovacuum refreshed the table's statistics) every fetch scanned it once per waiting job: 300 ms
+a fetch with 2,000 waiting, and workers starved for jobs (see procrastinate issue #393).
 
 Revision ID: 0009
 Revises: 0006
@@ -31,6 +38,8 @@ def upgrade() -> None:
         );
         CREATE INDEX IF NOT EXISTS reservas_tokens_usuario_id_idx
             ON reservas_tokens (usuario_id, expira_em);
+        CREATE INDEX IF NOT EXISTS procrastinate_jobs_lock_id_waiting_idx
+            ON procrastinate_jobs (lock, id) WHERE status IN ('todo', 'doing');
         DO $$
         BEGIN
             IF EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'auth') THEN
@@ -42,4 +51,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP INDEX IF EXISTS procrastinate_jobs_lock_id_waiting_idx")
     op.execute("DROP TABLE IF EXISTS reservas_tokens")
