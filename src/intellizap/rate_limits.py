@@ -32,6 +32,8 @@ from email.utils import parsedate_to_datetime
 
 #: After a 429 from a server that gives no rate-limit information, this long before trying again.
 UNKNOWN_BACKOFF = 1.0
+#: How long after we send a request the provider may count it (network and queueing latency).
+ADMISSION_ALLOWANCE = 0.25
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 
@@ -157,7 +159,10 @@ class _Bucket:
         self.capacity = limit
         if reset is not None and reset > 0 and remaining < limit:
             self.rate = (limit - remaining) / reset
-        refill = (self.rate or 0.0) * max(0.0, now - sent_at)
+        # The provider counted the request when it arrived, some time after we sent it: assume
+        # late (by up to ADMISSION_ALLOWANCE), so the copy errs towards an emptier bucket.
+        admitted = min(now, sent_at + ADMISSION_ALLOWANCE)
+        refill = (self.rate or 0.0) * max(0.0, now - admitted)
         since = self.sent - sent_mark  # what we sent after that request
         self.level = min(limit, remaining + refill) - since - self.unsent
         self.at = now

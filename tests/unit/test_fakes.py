@@ -241,3 +241,34 @@ async def test_block_and_release(ai: FakeOpenAI) -> None:
     gate.release()
     result = await asyncio.wait_for(call, 5)
     assert result.choices[0].message.content == "Resumo de teste."
+
+
+async def test_the_fake_throttles_per_key_the_way_openai_does() -> None:
+    with FakeOpenAI.running() as throttled:
+        throttled.throttle(requests_per_second=2, burst=2)
+        messages: list[dict[str, str]] = [{"role": "user", "content": "x"}]
+        one = client(throttled, "sk-one").chat.completions
+        first = await one.with_raw_response.create(model="m", messages=messages, max_tokens=5)
+        assert first.headers["x-ratelimit-limit-requests"] == "2"
+        assert first.headers["x-ratelimit-remaining-requests"] == "1"
+        assert first.headers["x-ratelimit-reset-requests"].endswith("ms")
+        await one.create(model="m", messages=messages, max_tokens=5)
+        with pytest.raises(openai.RateLimitError) as refused:
+            await one.create(model="m", messages=messages, max_tokens=5)
+        headers = refused.value.response.headers
+        assert headers["retry-after"] == "1"
+        assert 0 < int(headers["retry-after-ms"]) <= 500
+        assert headers["x-ratelimit-remaining-requests"] == "0"
+        assert refused.value.code == "rate_limit_exceeded"
+        # Another key has limits of its own.
+        await client(throttled, "sk-two").chat.completions.create(
+            model="m", messages=messages, max_tokens=5
+        )
+        assert throttled.throttled == (3, 1)
+
+        throttled.out_of_credit_keys = {"sk-broke"}
+        with pytest.raises(openai.RateLimitError) as broke:
+            await client(throttled, "sk-broke").chat.completions.create(
+                model="m", messages=messages, max_tokens=5
+            )
+        assert broke.value.code == "insufficient_quota"

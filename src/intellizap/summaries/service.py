@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import procrastinate
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from intellizap.db.engine import Database
 from intellizap.evolution.sending import queue_text
@@ -114,23 +115,41 @@ def period_label(start: datetime, end: datetime, zone: ZoneInfo) -> str:
 
 async def draft(database: Database, settings: Settings, row: Any, *, now: datetime) -> Draft:
     """The period, transcript and prompt of a summary, without calling the LLM."""
-    zone = tenant_zone(row["fuso_horario"], settings.default_timezone)
-    end = row["periodo_fim"] or now
     async with database.session() as session:
-        last_end = (
-            await session.execute(_LAST_SENT_END, {"group_id": row["group_id"], "id": row["id"]})
-        ).scalar_one_or_none()
-        earliest = end - timedelta(hours=settings.summary_max_window_hours)
-        start = max(last_end, earliest) if last_end else earliest
-        rows = (
-            await session.execute(
-                _MESSAGES, {"group_id": row["group_id"], "start": start, "end": end}
-            )
-        ).all()
+        conversation = await _conversation(session, settings, row, now=now)
+    return _plan(settings, row, conversation)
+
+
+@dataclass(frozen=True, slots=True)
+class _Conversation:
+    start: datetime
+    end: datetime
+    rows: list[Any]
+
+
+async def _conversation(
+    session: AsyncSession, settings: Settings, row: Any, *, now: datetime
+) -> _Conversation:
+    """The period a summary covers and the messages in it."""
+    end = row["periodo_fim"] or now
+    last_end = (
+        await session.execute(_LAST_SENT_END, {"group_id": row["group_id"], "id": row["id"]})
+    ).scalar_one_or_none()
+    earliest = end - timedelta(hours=settings.summary_max_window_hours)
+    start = max(last_end, earliest) if last_end else earliest
+    rows = (
+        await session.execute(_MESSAGES, {"group_id": row["group_id"], "start": start, "end": end})
+    ).all()
+    return _Conversation(start, end, list(rows))
+
+
+def _plan(settings: Settings, row: Any, conversation: _Conversation) -> Draft:
+    zone = tenant_zone(row["fuso_horario"], settings.default_timezone)
+    start, end = conversation.start, conversation.end
     lines = render_transcript(
         (
             ChatLine(sent_at=r[0], author_name=r[1], author_number=r[2], kind=r[3], text=r[4])
-            for r in rows
+            for r in conversation.rows
         ),
         zone,
     )
@@ -219,15 +238,18 @@ async def summarize(
     *,
     now: datetime,
 ) -> str:
-    async with database.session() as session:
+    conversation = None
+    async with database.session() as session:  # one transaction to read all it needs
         row = (await session.execute(_LOAD, {"id": summary_id})).mappings().first()
+        if row is not None and row["status"] == "pendente" and not row["conteudo"]:
+            conversation = await _conversation(session, settings, row, now=now)
     if row is None or row["status"] != "pendente":
         return "skipped"
-    if row["conteudo"]:
+    if conversation is None:
         await _deliver(queue, settings, row, row["conteudo"])  # generated before a crash
         return "resent"
     zone = tenant_zone(row["fuso_horario"], settings.default_timezone)
-    plan = await draft(database, settings, row, now=now)
+    plan = _plan(settings, row, conversation)
     if len(plan.lines) < settings.summary_min_messages:
         reason = (
             f"apenas {len(plan.lines)} mensagens no período (mínimo {settings.summary_min_messages});"
@@ -250,15 +272,28 @@ async def summarize(
         now=now,
     )
 
-    async def charge(completion: Completion) -> None:
-        usage = quota.Usage(completion.model, completion.input_tokens, completion.output_tokens)
+    async def charge(session: AsyncSession, model: str, input_tokens: int, output: int) -> None:
+        usage = quota.Usage(model, input_tokens, output)
         await quota.charge(
-            database, reservation, usage, key_owner=key.owner.value, summary_id=summary_id
+            session, reservation, usage, key_owner=key.owner.value, summary_id=summary_id
         )
 
-    try:
-        generated = await generate(llm, settings, key, row, plan, zone, charge)
+    async def charge_now(completion: Completion) -> None:
         async with database.session() as session:
+            await charge(
+                session, completion.model, completion.input_tokens, completion.output_tokens
+            )
+
+    # A long day's calls are each recorded as they return (a crash halfway loses no usage); a
+    # single call is recorded with the summary it wrote, in one transaction.
+    try:
+        generated = await generate(
+            llm, settings, key, row, plan, zone, charge_now if plan.chunks > 1 else None
+        )
+        async with database.session() as session:
+            if plan.chunks == 1:
+                for input_tokens, output_tokens in generated.usage:
+                    await charge(session, generated.model, input_tokens, output_tokens)
             await session.execute(
                 _STORE,
                 {
@@ -270,8 +305,10 @@ async def summarize(
                     "tokens": generated.tokens,
                 },
             )
-    finally:
+            await quota.settle(session, reservation)
+    except BaseException:
         await quota.release(database, reservation)
+        raise
     await _deliver(queue, settings, row, generated.text, plan=plan, zone=zone)
     log.info(
         "summary generated",

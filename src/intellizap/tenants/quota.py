@@ -16,6 +16,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from intellizap.db.engine import Database
 from intellizap.tenants.clock import local_day, tenant_zone
@@ -253,39 +254,45 @@ async def reserve(
 
 
 async def charge(
-    database: Database,
+    session: AsyncSession,
     reservation: Reservation,
     usage: Usage,
     *,
     key_owner: str,
     summary_id: uuid.UUID | None = None,
 ) -> None:
-    """Record one call's real usage (``uso_tokens``) and take it off the reservation, together."""
-    async with database.session() as session:
+    """Record one call's real usage (``uso_tokens``) and take it off the reservation, in the
+    caller's transaction."""
+    await session.execute(
+        _RECORD_USAGE,
+        {
+            "tenant_id": reservation.tenant_id,
+            "model": usage.model,
+            "input": usage.input_tokens,
+            "output": usage.output_tokens,
+            "key_owner": key_owner,
+            "summary_id": summary_id,
+        },
+    )
+    if reservation.id is not None:
         await session.execute(
-            _RECORD_USAGE,
+            _SHRINK,
             {
-                "tenant_id": reservation.tenant_id,
-                "model": usage.model,
-                "input": usage.input_tokens,
-                "output": usage.output_tokens,
-                "key_owner": key_owner,
-                "summary_id": summary_id,
+                "id": reservation.id,
+                "spent": usage.input_tokens + usage.output_tokens,
+                "ttl": RESERVATION_TTL.total_seconds(),
             },
         )
-        if reservation.id is not None:
-            await session.execute(
-                _SHRINK,
-                {
-                    "id": reservation.id,
-                    "spent": usage.input_tokens + usage.output_tokens,
-                    "ttl": RESERVATION_TTL.total_seconds(),
-                },
-            )
+
+
+async def settle(session: AsyncSession, reservation: Reservation) -> None:
+    """The calls are done and charged: give back the rest, in the caller's transaction."""
+    if reservation.id is not None:
+        await session.execute(_RELEASE, {"id": reservation.id})
 
 
 async def release(database: Database, reservation: Reservation) -> None:
-    """Give back what the calls did not spend (their usage is recorded by :func:`charge`)."""
+    """Give back a reservation whose calls failed (what they spent is already charged)."""
     if reservation.id is not None:
         async with database.session() as session:
             await session.execute(_RELEASE, {"id": reservation.id})
