@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from procrastinate.exceptions import ConnectorException
 from starlette.types import Receive, Scope, Send
 
 from intellizap import health, jobs
@@ -111,7 +112,7 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
         directory = TenantDirectory(database, ttl=settings.tenant_cache_seconds)
         writer = MessageWriter(database, connect_timeout=settings.database_connect_timeout)
         writer.start()
-        queue = jobs.connect(url)
+        queue = jobs.connect(url, pool_size=settings.job_queue_pool_size)
         await queue.open_async()
         worker: asyncio.Task[None] | None = None
         if roles.worker:
@@ -211,11 +212,14 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
 
     async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # The database, or the job queue on it, failed mid-request: what was committed stays
+        # (a retried webhook is idempotent and queues what is missing), the rest is retried.
+        what = "job queue" if isinstance(exc, ConnectorException) else "database"
         if request.url.path.startswith(webhook.PATH):
             WEBHOOKS.labels(status="503").inc()
-        log.warning("database unavailable", path=request.url.path, error=str(exc))
+        log.warning(f"{what} unavailable", path=request.url.path, error=str(exc))
         return JSONResponse(
-            {"detail": "database temporarily unavailable; retry later"},
+            {"detail": f"{what} temporarily unavailable; retry later"},
             status_code=503,
             headers={"Retry-After": "5"},
         )
@@ -233,4 +237,5 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(WebhookRejected, rejected)
     app.add_exception_handler(PayloadError, rejected)
     app.add_exception_handler(DatabaseUnavailable, unavailable)
+    app.add_exception_handler(ConnectorException, unavailable)
     app.add_exception_handler(RequestValidationError, invalid_request)

@@ -145,7 +145,9 @@ def worker() -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, main.cancel)
         with metrics_server(settings, url):
-            async with jobs.connect(url).open_async() as queue:
+            async with jobs.connect(
+                url, pool_size=settings.job_queue_pool_size
+            ).open_async() as queue:
                 try:
                     await jobs.run_worker(queue, settings, url)
                 except asyncio.CancelledError:

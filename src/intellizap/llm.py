@@ -8,14 +8,22 @@ and is **never** replaced by the platform key (the platform must not silently pa
 from __future__ import annotations
 
 import enum
+import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol, TypeVar
 
 import openai
 from pydantic import SecretStr
 
-from intellizap.logging import add_secret
+from intellizap.logging import add_secret, get_logger
+from intellizap.rate_limits import ProviderLimits, WaitTooLong, retry_after
+
+log = get_logger(__name__)
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 
 class KeyOwner(enum.StrEnum):
@@ -32,9 +40,14 @@ class ApiKey:
 
 
 class LlmError(Exception):
-    """Base class; ``transient`` errors are retried later, the others are final."""
+    """Base class; ``transient`` errors are retried later, the others are final. ``owner`` says
+    whose key the call used, so the reason shown can say who has to act."""
 
     transient = False
+
+    def __init__(self, message: str, owner: KeyOwner | None = None) -> None:
+        super().__init__(message)
+        self.owner = owner
 
 
 class NoApiKey(LlmError):
@@ -42,14 +55,29 @@ class NoApiKey(LlmError):
 
 
 class InvalidApiKey(LlmError):
-    """The provider refused the key (401/403)."""
+    """The provider refused the key (401/403): the tenant must fix theirs, or, for the platform
+    key, the operator must fix ``OPENAI_API_KEY``."""
+
+
+class OutOfCredit(LlmError):
+    """The key's account has no credit or hit its spending limit (OpenAI's 429
+    ``insufficient_quota``). Retried (not a rate limit: with backoff), since its owner may pay
+    while the work is still worth doing."""
+
+    transient = True
 
 
 class RateLimited(LlmError):
-    transient = True
+    """The provider's rate limit (or our copy of it) has no room now: try again later. A
+    throttle, not a failure: the job retries when told (``retry_after``), until its deadline."""
 
-    def __init__(self, message: str, retry_after: float | None) -> None:
-        super().__init__(message)
+    transient = True
+    throttled = True
+
+    def __init__(
+        self, message: str, retry_after: float | None, owner: KeyOwner | None = None
+    ) -> None:
+        super().__init__(message, owner)
         self.retry_after = retry_after
 
 
@@ -82,13 +110,30 @@ class Completion:
 
 
 class Llm:
-    """One SDK client per key (each keeps its connection pool), created on first use."""
+    """One SDK client and one copy of the provider's rate limits per key (and model), created on
+    first use; the least recently used are dropped beyond ``max_clients``.
 
-    def __init__(self, base_url: str, *, timeout: float = 120.0, max_clients: int = 256) -> None:
+    Every call first waits for room in the key's limits (see :mod:`intellizap.rate_limits`), up
+    to ``max_wait`` seconds; beyond that it raises :class:`RateLimited` at once, so the job
+    gives its worker slot back and is retried when there will be room. A ``429`` (the provider
+    refused the request, so sending it again is safe) is sent again after the wait it asks for,
+    within the same ``max_wait``.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 120.0,
+        max_wait: float = 30.0,
+        max_clients: int = 256,
+    ) -> None:
         self._base_url = base_url
         self._timeout = timeout
+        self._max_wait = max_wait
         self._max_clients = max_clients
         self._clients: OrderedDict[str, openai.AsyncOpenAI] = OrderedDict()
+        self._limits: OrderedDict[tuple[str, str], ProviderLimits] = OrderedDict()
 
     def _client(self, key: ApiKey) -> openai.AsyncOpenAI:
         client = self._clients.get(key.secret)
@@ -103,30 +148,84 @@ class Llm:
         self._clients.move_to_end(key.secret)
         return client
 
+    def limits(self, key: ApiKey, model: str) -> ProviderLimits:
+        """This process's copy of the provider's limits for ``key`` and ``model``."""
+        name = (key.secret, model)
+        limits = self._limits.get(name)
+        if limits is None:
+            limits = self._limits[name] = ProviderLimits()
+            while len(self._limits) > self._max_clients * 2:
+                self._limits.popitem(last=False)
+        self._limits.move_to_end(name)
+        return limits
+
+    async def _call(
+        self, key: ApiKey, model: str, tokens: float, send: Callable[[], Awaitable[_Raw[T]]]
+    ) -> T:
+        limits = self.limits(key, model)
+        deadline = time.monotonic() + self._max_wait
+        for _ in range(_MAX_SENDS):
+            try:
+                permit = await limits.acquire(tokens, max_wait=deadline - time.monotonic())
+            except WaitTooLong as exc:
+                raise _rate_limited(key, exc.wait) from None
+            answered: Mapping[str, str] | None = None
+            throttled = False
+            try:
+                raw = await send()
+                answered = raw.headers
+                return raw.parse()
+            except openai.APIStatusError as exc:
+                answered = exc.response.headers
+                throttled = exc.status_code == 429 and _code(exc) != "insufficient_quota"
+                if not throttled:
+                    raise _translate(exc, key) from exc
+            except openai.APIError as exc:
+                raise _translate(exc, key) from exc
+            finally:
+                delay = limits.finish(permit, answered, throttled=throttled)
+            log.info("LLM rate limited; waiting", chave=key.owner.value, model=model, delay=delay)
+        raise _rate_limited(key, max(0.0, limits.blocked_until - time.monotonic()))
+
     async def transcribe(
         self, key: ApiKey, *, audio: bytes, filename: str, model: str, language: str = "pt"
     ) -> str:
         """Whisper: the text of ``audio``. The provider checks the file *name's* extension."""
-        try:
-            result = await self._client(key).audio.transcriptions.create(
+        client = self._client(key)
+        result = await self._call(
+            key,
+            model,
+            0,
+            lambda: client.audio.transcriptions.with_raw_response.create(
                 model=model, file=(filename, audio), language=language
-            )
-        except openai.APIError as exc:
-            raise _translate(exc, key) from exc
+            ),
+        )
         return result.text.strip()
 
     async def complete(
-        self, key: ApiKey, *, model: str, messages: list[dict[str, str]], max_tokens: int
+        self,
+        key: ApiKey,
+        *,
+        model: str,
+        messages: list[dict[str, str]],
+        max_tokens: int,
+        input_tokens: int | None = None,
     ) -> Completion:
-        try:
-            response = await self._client(key).chat.completions.create(
+        """One chat completion. ``input_tokens`` (the prompt's size, when the caller counted it)
+        plus ``max_tokens`` is what the provider's token limit is charged up front."""
+        client = self._client(key)
+        prompt = input_tokens if input_tokens is not None else _rough_tokens(messages)
+        response = await self._call(
+            key,
+            model,
+            prompt + max_tokens,
+            lambda: client.chat.completions.with_raw_response.create(
                 model=model,
                 messages=messages,  # type: ignore[arg-type]
                 max_tokens=max_tokens,
                 temperature=0.2,
-            )
-        except openai.APIError as exc:
-            raise _translate(exc, key) from exc
+            ),
+        )
         usage = response.usage
         return Completion(
             text=(response.choices[0].message.content or "").strip() if response.choices else "",
@@ -141,26 +240,62 @@ class Llm:
         self._clients.clear()
 
 
+#: Sends of one call (the first and the re-sends after a 429) before giving the job back.
+_MAX_SENDS = 8
+
+
+class _Raw(Protocol[T_co]):
+    """What the SDK's ``with_raw_response`` calls return."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    def parse(self) -> T_co: ...
+
+
+def _rough_tokens(messages: list[dict[str, str]]) -> int:
+    # About four characters a token, plus a few per message: only when the caller did not count.
+    return sum(len(message.get("content") or "") // 4 + 4 for message in messages)
+
+
+def _rate_limited(key: ApiKey, wait: float) -> RateLimited:
+    return RateLimited(
+        f"rate limited on {_whose(key)}: room in {wait:.0f}s", retry_after=wait, owner=key.owner
+    )
+
+
+def _whose(key: ApiKey) -> str:
+    return "the tenant's own OpenAI key" if key.owner is KeyOwner.OWN else "OPENAI_API_KEY"
+
+
 def _translate(exc: openai.APIError, key: ApiKey) -> LlmError:
-    whose = "the tenant's own OpenAI key" if key.owner is KeyOwner.OWN else "OPENAI_API_KEY"
+    whose, owner = _whose(key), key.owner
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-        return InvalidApiKey(f"{whose} was refused by the provider ({exc.status_code}): update it")
+        return InvalidApiKey(
+            f"{whose} was refused by the provider ({exc.status_code}): update it", owner
+        )
     if isinstance(exc, openai.RateLimitError):
-        return RateLimited(f"rate limited on {whose}", _retry_after(exc.response.headers))
+        if _code(exc) == "insufficient_quota":
+            return OutOfCredit(
+                f"{whose} has no credit left at the provider: {_message(exc)}", owner
+            )
+        return RateLimited(f"rate limited on {whose}", retry_after(exc.response.headers), owner)
     if isinstance(exc, openai.APITimeoutError | openai.APIConnectionError):
-        return LlmUnavailable(f"LLM provider unreachable: {type(exc).__name__}")
+        return LlmUnavailable(f"LLM provider unreachable: {type(exc).__name__}", owner)
     if isinstance(exc, openai.APIStatusError) and exc.status_code >= 500:
-        return LlmUnavailable(f"LLM provider error {exc.status_code}")
+        return LlmUnavailable(f"LLM provider error {exc.status_code}", owner)
     status = exc.status_code if isinstance(exc, openai.APIStatusError) else "?"
-    return LlmRejected(f"LLM provider rejected the request ({status}): {_message(exc)}")
+    return LlmRejected(f"LLM provider rejected the request ({status}): {_message(exc)}", owner)
 
 
-def _retry_after(headers: Any) -> float | None:
-    value = headers.get("retry-after") if headers is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+def _code(exc: openai.APIError) -> str | None:
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("code"), str):
+            return str(inner["code"])
+    code = getattr(exc, "code", None)
+    return code if isinstance(code, str) else None
 
 
 def _message(exc: openai.APIError) -> str:
@@ -170,3 +305,37 @@ def _message(exc: openai.APIError) -> str:
         if isinstance(inner, dict) and isinstance(inner.get("message"), str):
             return str(inner["message"])[:300]
     return str(exc.message)[:300]
+
+
+#: Said when the platform's own key or account is at fault: the customer has nothing to change.
+_NOT_YOUR_ACCOUNT = "um problema do serviço, não da sua conta"
+
+
+def tenant_reason(exc: LlmError) -> str:
+    """What the tenant is told (pt-BR) when calls keep failing with ``exc``: who has to act
+    depends on whose key it was (a refused platform key is the operator's problem)."""
+    own = exc.owner is KeyOwner.OWN
+    match exc:
+        case InvalidApiKey():
+            if own:
+                return "chave OpenAI do cliente recusada pelo provedor; atualize a chave"
+            return f"a chave de IA da plataforma foi recusada pelo provedor ({_NOT_YOUR_ACCOUNT})"
+        case OutOfCredit():
+            if own:
+                return (
+                    "a conta OpenAI do cliente está sem créditos ou no limite de gastos; "
+                    "verifique o faturamento na OpenAI"
+                )
+            return f"o serviço de IA da plataforma está sem créditos ({_NOT_YOUR_ACCOUNT})"
+        case RateLimited():
+            if own:
+                return (
+                    "limite de requisições da chave OpenAI do cliente atingido (limite de taxa "
+                    "do provedor); verifique os limites da conta na OpenAI"
+                )
+            return "limite de requisições do provedor de IA atingido (limite de taxa)"
+        case LlmUnavailable():
+            return "o provedor de IA ficou indisponível"
+        case NoApiKey():
+            return "nenhuma chave OpenAI configurada"
+    return "o provedor de IA recusou o pedido"

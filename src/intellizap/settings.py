@@ -13,7 +13,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _MIN_SECRET_LENGTH = 16
@@ -126,9 +126,27 @@ class Settings(BaseSettings):
     openai_base_url: str = "https://api.openai.com/v1"
     summary_model: str = "gpt-4o-mini"
     transcription_model: str = "whisper-1"
+    llm_max_wait_seconds: float = Field(
+        default=30,
+        ge=0,
+        le=600,
+        description="how long a call may wait in the worker for the provider's rate limit; "
+        "longer waits put the job back in the queue instead",
+    )
 
     # -- job queue ------------------------------------------------------------------------------
-    worker_concurrency: int = Field(default=4, ge=1, le=100)
+    worker_concurrency: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="jobs one worker runs at once; they mostly wait on the LLM and Evolution",
+    )
+    job_queue_pool_size: int = Field(
+        default=4,
+        ge=2,
+        le=100,
+        description="connections of the job queue's own pool per process (LISTEN is apart)",
+    )
     job_poll_seconds: float = Field(
         default=2.0, gt=0, le=60, description="polling backstop when LISTEN/NOTIFY is lost"
     )
@@ -159,12 +177,21 @@ class Settings(BaseSettings):
     transcription_chunk_seconds: int = Field(
         default=600, ge=10, description="audio longer than this is split before upload"
     )
+    transcription_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=100,
+        description="voice notes one worker decodes and uploads at once (memory and ffmpeg CPU)",
+    )
 
     # -- summaries ------------------------------------------------------------------------------
     summary_max_window_hours: float = Field(default=24, gt=0, le=24 * 31)
     summary_min_messages: int = Field(default=5, ge=1)
     summary_catchup_hours: float = Field(
-        default=3, ge=0, le=23, description="how late a missed scheduled summary is still sent"
+        default=3,
+        le=23,
+        description="how late a scheduled summary is still sent (after downtime, or while the "
+        "LLM provider throttles)",
     )
     summary_input_token_budget: int = Field(
         default=60_000, ge=2_000, description="above this the transcript is map-reduced"
@@ -190,6 +217,17 @@ class Settings(BaseSettings):
     def _version_from_text(cls, value: object) -> object:
         # The environment gives "1"/"2"; a Literal of ints does not coerce text by itself.
         return int(value) if isinstance(value, str) and value.strip() in ("1", "2") else value
+
+    @field_validator("summary_catchup_hours")
+    @classmethod
+    def _catch_up_at_least_an_hour(cls, value: float) -> float:
+        if value < 1:
+            raise ValueError(
+                "must be at least 1 (hours): it is how late a scheduled summary may still be "
+                "written and sent, so below 1 hour the scheduler would skip summaries that are "
+                "merely a few minutes late and a throttled LLM provider would lose them"
+            )
+        return value
 
     @field_validator("evolution_api_url", "openai_base_url", "supabase_url", "public_url")
     @classmethod
@@ -330,7 +368,22 @@ def check_for_production(settings: Settings) -> None:
         raise ConfigurationError(f"refusing to start with ENV=production:\n{listing}")
 
 
+def describe_invalid(error: ValidationError) -> str:
+    """What is wrong, by environment variable, without repeating the values (maybe secrets)."""
+    lines = []
+    for problem in error.errors():
+        name = "_".join(str(part) for part in problem["loc"]).upper() or "settings"
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        lines.append(f"  - {name}: {message}")
+    listing = "\n".join(lines)
+    return f"invalid configuration (environment or .env):\n{listing}"
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once."""
-    return Settings()
+    """The process-wide settings, read once. An invalid value is a :class:`ConfigurationError`
+    naming the variable and what is wrong, not a traceback."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigurationError(describe_invalid(exc)) from None

@@ -4,10 +4,20 @@ with FakeOpenAI.running() as ai:
     settings = make_settings(url, openai_base_url=ai.url)   # ai.url ends with /v1
     ai.transcript = "bom dia"
     ai.fail_next("/audio/", 429, retry_after=1)
+    ai.throttle(requests_per_second=5)   # like OpenAI: 429s, x-ratelimit-* headers, Retry-After
+    ai.latency = 2.5                     # seconds to answer a request it accepted
+    ai.out_of_credit_keys = {"sk-…"}     # 429 insufficient_quota
+
+Throttling works like OpenAI's limits: per key (and endpoint), a bucket of ``burst`` requests
+(and, optionally, tokens: prompt characters / 4 plus ``max_tokens``) refilled continuously,
+charged when a request arrives. Every answer carries ``x-ratelimit-limit-*``,
+``x-ratelimit-remaining-*`` and ``x-ratelimit-reset-*`` (``"200ms"``, ``"1s"``, ``"6m0s"``); a
+refused request gets 429 with ``Retry-After`` and ``retry-after-ms``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.parser
 import email.policy
 import json
@@ -79,6 +89,48 @@ def _tokens(chars: int) -> int:
     return max(1, math.ceil(chars / 4))
 
 
+def reset_text(seconds: float) -> str:
+    """A duration the way OpenAI writes it in ``x-ratelimit-reset-*``: 120ms, 1.5s, 6m0s."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    if seconds < 60:
+        return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)}m{rest:.0f}s"
+
+
+@dataclass
+class _Bucket:
+    capacity: float
+    rate: float
+    level: float
+    at: float
+
+    def refill(self, now: float) -> float:
+        self.level = min(self.capacity, self.level + self.rate * (now - self.at))
+        self.at = now
+        return self.level
+
+    def headers(self, kind: str) -> dict[str, str]:
+        return {
+            f"x-ratelimit-limit-{kind}": str(int(self.capacity)),
+            f"x-ratelimit-remaining-{kind}": str(max(0, math.floor(self.level))),
+            f"x-ratelimit-reset-{kind}": reset_text((self.capacity - self.level) / self.rate),
+        }
+
+
+@dataclass
+class Throttle:
+    requests_per_second: float
+    burst: float
+    tokens_per_minute: float | None
+    buckets: dict[tuple[str | None, str], tuple[_Bucket, _Bucket | None]] = field(
+        default_factory=dict
+    )
+    refused: int = 0
+    admitted: int = 0
+
+
 class FakeOpenAI(FakeServer):
     url_suffix = "/v1"
 
@@ -88,9 +140,97 @@ class FakeOpenAI(FakeServer):
         self.duration: float | None = None  # verbose_json duration; None: ffprobe's
         self.max_upload_bytes = MAX_UPLOAD_BYTES
         self.invalid_keys: set[str] = set()
+        self.out_of_credit_keys: set[str] = set()
+        self.latency = 0.0
+        self._throttle: Throttle | None = None
         self._transcriptions: list[Transcription] = []
         self._completions: list[Completion] = []
         super().__init__()
+
+    def throttle(
+        self,
+        requests_per_second: float,
+        *,
+        burst: float | None = None,
+        tokens_per_minute: float | None = None,
+    ) -> None:
+        """Limit each key to ``requests_per_second`` (bursts of ``burst``, default one second's
+        worth) and optionally ``tokens_per_minute``, the way OpenAI does (see the module doc)."""
+        with self.lock:
+            self._throttle = Throttle(
+                requests_per_second, burst or requests_per_second, tokens_per_minute
+            )
+
+    @property
+    def throttled(self) -> tuple[int, int]:
+        """(admitted, refused with 429) since :meth:`throttle`."""
+        with self.lock:
+            limit = self._throttle
+            return (limit.admitted, limit.refused) if limit else (0, 0)
+
+    def _admit(self, key: str | None, path: str, tokens: int) -> Response | dict[str, str]:
+        """On arrival: a 429 when the key's limit has no room, else the headers of the answer."""
+        with self.lock:
+            limit = self._throttle
+            if limit is None:
+                return {}
+            now = time.monotonic()
+            if (key, path) not in limit.buckets:
+                per_minute = limit.tokens_per_minute
+                limit.buckets[(key, path)] = (
+                    _Bucket(limit.burst, limit.requests_per_second, limit.burst, now),
+                    _Bucket(per_minute, per_minute / 60, per_minute, now) if per_minute else None,
+                )
+            requests, token_bucket = limit.buckets[(key, path)]
+            requests.refill(now)
+            request_wait = max(0.0, (1 - requests.level) / requests.rate)
+            token_wait = 0.0
+            if token_bucket is not None:
+                token_bucket.refill(now)
+                needed = min(tokens, token_bucket.capacity)
+                token_wait = max(0.0, (needed - token_bucket.level) / token_bucket.rate)
+            wait = max(request_wait, token_wait)
+            if wait <= 0:
+                requests.level -= 1
+                if token_bucket is not None:
+                    token_bucket.level -= tokens
+                limit.admitted += 1
+            else:
+                limit.refused += 1
+            headers = requests.headers("requests")
+            if token_bucket is not None:
+                headers.update(token_bucket.headers("tokens"))
+        if wait <= 0:
+            return headers
+        kind = "tokens" if token_wait > request_wait else "requests"
+        message = (
+            f"Rate limit reached for gpt-4o-mini in organization org-fake on {kind}: "
+            f"Please try again in {reset_text(wait)}. Visit "
+            "https://platform.openai.com/account/rate-limits to learn more."
+        )
+        body = {
+            "error": {
+                "message": message,
+                "type": kind,
+                "param": None,
+                "code": "rate_limit_exceeded",
+            }
+        }
+        headers.update(
+            {"retry-after": str(math.ceil(wait)), "retry-after-ms": str(math.ceil(wait * 1000))}
+        )
+        headers["x-request-id"] = "req_" + secrets.token_hex(16)
+        return JSONResponse(body, 429, headers=headers)
+
+    def _out_of_credit(self, key: str | None) -> Response | None:
+        if key not in self.out_of_credit_keys:
+            return None
+        message = (
+            "You exceeded your current quota, please check your plan and billing details. For "
+            "more information on this error, read the docs: "
+            "https://platform.openai.com/docs/guides/error-codes/api-errors."
+        )
+        return openai_error(429, message, type_="insufficient_quota", code="insufficient_quota")
 
     def routes(self) -> list[tuple[str, str, Handler]]:
         return [
@@ -182,6 +322,26 @@ class FakeOpenAI(FakeServer):
         )
         with self.lock:
             self._transcriptions.append(record)
+        refused = self._out_of_credit(record.api_key)
+        if refused is not None:
+            return refused
+        admitted = self._admit(record.api_key, request.url.path, 0)
+        if isinstance(admitted, Response):
+            return admitted
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        response = await self._transcription_answer(fields, filename, data, model, response_format)
+        response.headers.update(admitted)
+        return response
+
+    async def _transcription_answer(
+        self,
+        fields: dict[str, str],
+        filename: str | None,
+        data: bytes,
+        model: str | None,
+        response_format: str | None,
+    ) -> Response:
         if not model:
             return openai_error(400, "you must provide a model parameter")
         if len(data) > self.max_upload_bytes:
@@ -227,9 +387,19 @@ class FakeOpenAI(FakeServer):
             return openai_error(400, "you must provide a model parameter")
         if not isinstance(messages, list) or not messages:
             return openai_error(400, "[] is too short - 'messages'")
+        refused = self._out_of_credit(record.api_key)
+        if refused is not None:
+            return refused
+        prompt_tokens = _tokens(_text_length(messages))
+        # Like OpenAI, the token limit is charged the prompt plus the maximum output, up front.
+        charged = prompt_tokens + (max_tokens if isinstance(max_tokens, int) else 4096)
+        admitted = self._admit(record.api_key, request.url.path, charged)
+        if isinstance(admitted, Response):
+            return admitted
+        if self.latency:
+            await asyncio.sleep(self.latency)
         completion = self.completion
         content = completion(messages) if callable(completion) else completion
-        prompt_tokens = _tokens(_text_length(messages))
         completion_tokens = _tokens(len(content))
         return JSONResponse(
             {
@@ -251,7 +421,8 @@ class FakeOpenAI(FakeServer):
                     "total_tokens": prompt_tokens + completion_tokens,
                 },
                 "system_fingerprint": "fp_fake",
-            }
+            },
+            headers=admitted,
         )
 
 

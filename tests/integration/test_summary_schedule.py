@@ -178,7 +178,7 @@ def test_quota_cycle_starts_on_the_renewal_day(
 
 
 async def test_a_claim_whose_process_died_before_queueing_is_requeued_once(
-    clean_database: Database, database_url: str
+    clean_database: Database, database_url: str, settings: Any
 ) -> None:
     from intellizap import jobs
     from intellizap.summaries.scheduled import requeue_orphaned_summaries
@@ -212,8 +212,9 @@ async def test_a_claim_whose_process_died_before_queueing_is_requeued_once(
         )
 
     async with jobs.connect(database_url).open_async() as queue:
-        assert await requeue_orphaned_summaries(clean_database, queue) == 1
-        assert await requeue_orphaned_summaries(clean_database, queue) == 0  # now it has a job
+        assert await requeue_orphaned_summaries(clean_database, queue, settings) == 1
+        # now it has a job
+        assert await requeue_orphaned_summaries(clean_database, queue, settings) == 0
 
     async with clean_database.session() as session:
         queued = (

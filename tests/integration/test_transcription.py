@@ -244,7 +244,7 @@ async def test_invalid_tenant_key_is_a_recorded_permanent_failure(
     await wait_until(failed, within=20)
     assert await stored_text(clean_database) == (
         None,
-        "chave OpenAI recusada pelo provedor; atualize a chave",
+        "chave OpenAI do cliente recusada pelo provedor; atualize a chave",
     )
     # Never silently paid with the platform key, never retried, nothing sent.
     assert {call.api_key for call in openai_fake.requests_to("/audio/transcriptions")} == {
@@ -360,3 +360,26 @@ async def test_transcription_off_for_the_group_queues_nothing(
         == 0
     )
     assert await count(clean_database, "SELECT count(*) FROM mensagens WHERE tipo = 'audio'") == 1
+
+
+async def test_a_refused_platform_key_is_not_blamed_on_the_customer(
+    service: httpx.AsyncClient,
+    clean_database: Database,
+    evolution: FakeEvolution,
+    openai_fake: FakeOpenAI,
+) -> None:
+    openai_fake.invalid_keys = {PLATFORM_KEY}
+    await tenant_with_transcription(clean_database)
+    evolution.add_media(AUDIO_ID, voice_note(3))
+    await post(service, voice_note_webhook())
+
+    async def failed() -> bool:
+        return (await stored_text(clean_database))[1] is not None
+
+    await wait_until(failed, within=20)
+    reason = (await stored_text(clean_database))[1]
+    assert reason is not None
+    assert "plataforma" in reason
+    assert "não da sua conta" in reason
+    assert "cliente" not in reason
+    assert "atualize a chave" not in reason

@@ -32,6 +32,7 @@ INTERNAL = (
     "audios_pendentes",
     "mensagens_enviadas",
     "envios",
+    "reservas_tokens",
     "procrastinate_jobs",
     "procrastinate_workers",
     "procrastinate_periodic_defers",
@@ -149,6 +150,14 @@ def insert_statements(s: Supabase) -> dict[str, list[tuple[str, tuple[Any, ...]]
             (
                 "INSERT INTO envios (chave, usuario_id, lote, parte, partes, numero, destino_jid,"
                 " texto, texto_hash) VALUES ('k', %s, 'l', 0, 1, 'g@g.us', 'g@g.us', 'x', 'h')",
+                (u,),
+            )
+            for u in (a.user, b.user)
+        ],
+        "reservas_tokens": [
+            (
+                "INSERT INTO reservas_tokens (usuario_id, tokens, expira_em)"
+                " VALUES (%s, 0, now() + interval '1 year')",
                 (u,),
             )
             for u in (a.user, b.user)

@@ -304,3 +304,34 @@ async def test_evolution_can_fail_after_sending_and_lose_requests(evo: FakeEvolu
     assert failed.status_code == 503
     assert lost_response.status_code == 502
     assert [item.text for item in evo.sent[before:]] == ["a"]  # acted on the first only
+
+
+async def test_the_fake_throttles_per_key_the_way_openai_does() -> None:
+    with FakeOpenAI.running() as throttled:
+        throttled.throttle(requests_per_second=2, burst=2)
+        messages: list[dict[str, str]] = [{"role": "user", "content": "x"}]
+        one = client(throttled, "sk-one").chat.completions
+        first = await one.with_raw_response.create(model="m", messages=messages, max_tokens=5)
+        assert first.headers["x-ratelimit-limit-requests"] == "2"
+        assert first.headers["x-ratelimit-remaining-requests"] == "1"
+        assert first.headers["x-ratelimit-reset-requests"].endswith("ms")
+        await one.create(model="m", messages=messages, max_tokens=5)
+        with pytest.raises(openai.RateLimitError) as refused:
+            await one.create(model="m", messages=messages, max_tokens=5)
+        headers = refused.value.response.headers
+        assert headers["retry-after"] == "1"
+        assert 0 < int(headers["retry-after-ms"]) <= 500
+        assert headers["x-ratelimit-remaining-requests"] == "0"
+        assert refused.value.code == "rate_limit_exceeded"
+        # Another key has limits of its own.
+        await client(throttled, "sk-two").chat.completions.create(
+            model="m", messages=messages, max_tokens=5
+        )
+        assert throttled.throttled == (3, 1)
+
+        throttled.out_of_credit_keys = {"sk-broke"}
+        with pytest.raises(openai.RateLimitError) as broke:
+            await client(throttled, "sk-broke").chat.completions.create(
+                model="m", messages=messages, max_tokens=5
+            )
+        assert broke.value.code == "insufficient_quota"

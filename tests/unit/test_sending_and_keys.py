@@ -1,32 +1,17 @@
-"""Pure rules: splitting long texts for WhatsApp, which OpenAI key a tenant uses, job backoff."""
+"""Pure rules: splitting long texts for WhatsApp, which OpenAI key a tenant uses."""
 
 from __future__ import annotations
-
-from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from procrastinate.jobs import Job
 from pydantic import SecretStr
 
-from intellizap.evolution.errors import (
-    BadRequest,
-    EvolutionUnavailable,
-    InstanceNotFound,
-    NotAuthorized,
-    NotOnWhatsApp,
-)
 from intellizap.evolution.sending import split_text
-from intellizap.jobs import Backoff
 from intellizap.llm import (
     ApiKey,
-    InvalidApiKey,
     KeyOwner,
-    LlmRejected,
-    LlmUnavailable,
     NoApiKey,
-    RateLimited,
     choose_key,
 )
 
@@ -232,99 +217,3 @@ def test_key_repr_hides_the_secret(tenant_key: str | None, secret: str) -> None:
     assert secret not in str(key)
     assert secret not in f"{key!r} {key}"
     assert key.owner.value in repr(key)
-
-
-# --- Backoff -------------------------------------------------------------------------------------
-
-
-def job(attempts: int) -> Job:
-    return Job(id=1, queue="q", lock=None, queueing_lock=None, task_name="t", attempts=attempts)
-
-
-def wait_of(strategy: Backoff, exception: BaseException, attempts: int) -> float | None:
-    before = datetime.now(UTC)
-    decision = strategy.get_retry_decision(exception=exception, job=job(attempts))
-    if decision is None:
-        return None
-    assert decision.retry_at is not None
-    return (decision.retry_at - before).total_seconds()
-
-
-class Transient(Exception):
-    transient = True
-
-    def __init__(self, retry_after: float | None = None) -> None:
-        super().__init__("try later")
-        self.retry_after = retry_after
-
-
-@pytest.mark.parametrize(
-    "exception",
-    [
-        NotOnWhatsApp("x"),
-        NotAuthorized("x"),
-        InstanceNotFound("x"),
-        BadRequest("x"),
-        InvalidApiKey("x"),
-        LlmRejected("x"),
-        NoApiKey("x"),
-    ],
-)
-@pytest.mark.parametrize("attempts", [0, 3])
-def test_permanent_errors_are_not_retried(exception: Exception, attempts: int) -> None:
-    assert exception.transient is False  # type: ignore[attr-defined]
-    assert Backoff().get_retry_decision(exception=exception, job=job(attempts)) is None
-
-
-@pytest.mark.parametrize(
-    "exception",
-    [EvolutionUnavailable("x"), LlmUnavailable("x"), RateLimited("x", None), RuntimeError("?")],
-)
-def test_transient_and_unknown_errors_are_retried(exception: Exception) -> None:
-    wait = wait_of(Backoff(base=5.0), exception, 0)
-
-    assert wait == pytest.approx(5, abs=1)
-
-
-def test_waits_grow_exponentially_and_are_capped() -> None:
-    strategy = Backoff(max_attempts=20, base=5.0, cap=300.0)
-
-    waits = [wait_of(strategy, Transient(), attempts) for attempts in range(10)]
-
-    assert all(wait is not None for wait in waits)
-    rounded = [round(wait or 0) for wait in waits]
-    assert rounded == [5, 10, 20, 40, 80, 160, 300, 300, 300, 300]
-    assert rounded == sorted(rounded)
-
-
-def test_retry_after_larger_than_the_backoff_is_honoured() -> None:
-    strategy = Backoff(base=5.0, cap=900.0)
-
-    assert wait_of(strategy, Transient(retry_after=120), 0) == pytest.approx(120, abs=1)
-    assert wait_of(strategy, RateLimited("slow down", 60.0), 1) == pytest.approx(60, abs=1)
-
-
-def test_retry_after_smaller_than_the_backoff_does_not_shorten_it() -> None:
-    strategy = Backoff(base=5.0, cap=900.0)
-
-    assert wait_of(strategy, Transient(retry_after=2), 3) == pytest.approx(40, abs=1)
-
-
-def test_retry_after_is_capped() -> None:
-    strategy = Backoff(base=5.0, cap=100.0)
-
-    assert wait_of(strategy, Transient(retry_after=10_000), 0) == pytest.approx(100, abs=1)
-
-
-def test_a_tiny_wait_is_at_least_one_second() -> None:
-    wait = wait_of(Backoff(base=0.1), Transient(), 0)
-
-    assert wait == pytest.approx(1, abs=0.5)
-
-
-def test_no_retry_after_the_last_attempt() -> None:
-    strategy = Backoff(max_attempts=4, base=5.0)
-
-    assert wait_of(strategy, Transient(), 2) == pytest.approx(20, abs=1)
-    assert wait_of(strategy, Transient(), 3) is None  # the 4th attempt just failed
-    assert wait_of(strategy, Transient(), 10) is None

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from intellizap.settings import ConfigurationError, Settings, check_for_production
+from intellizap.settings import ConfigurationError, Settings, check_for_production, get_settings
 
 SAFE_PRODUCTION: dict[str, Any] = {
     "env": "production",
@@ -92,3 +92,36 @@ def test_cors_origins_are_a_comma_separated_list_of_origins() -> None:
 
 def test_secret_values_include_the_database_password() -> None:
     assert "pw-123456" in settings(**SAFE_PRODUCTION).secret_values()
+
+
+@pytest.mark.parametrize("hours", [0, 0.5, -1])
+def test_a_catch_up_window_under_an_hour_is_refused_saying_why(hours: float) -> None:
+    """Before: 0 was accepted and silently stopped every scheduled summary."""
+    with pytest.raises(ValidationError) as error:
+        settings(summary_catchup_hours=hours)
+    assert "at least 1" in str(error.value)
+
+
+def test_an_invalid_environment_value_is_a_configuration_error_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SUMMARY_CATCHUP_HOURS", "0")
+    monkeypatch.setenv("WEBHOOK_MAX_BYTES", "sk-pasted-here-by-mistake")
+    monkeypatch.chdir("/")  # no .env
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigurationError) as error:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    message = str(error.value)
+    assert "SUMMARY_CATCHUP_HOURS: must be at least 1" in message
+    assert "WEBHOOK_MAX_BYTES" in message
+    assert "sk-pasted-here-by-mistake" not in message  # values may be secrets
+
+
+def test_worker_defaults_are_sized_for_jobs_that_mostly_wait() -> None:
+    defaults = settings()
+    assert defaults.worker_concurrency >= 50
+    assert defaults.database_pool_size < defaults.worker_concurrency
+    assert 1 <= defaults.transcription_concurrency < defaults.worker_concurrency

@@ -31,7 +31,8 @@ def resumo(
 ) -> None:
     """Summarise a group since its last summary, like /resumo typed in the group."""
     from intellizap import jobs
-    from intellizap.summaries.service import draft, request_on_demand
+    from intellizap.summaries.on_demand import request_on_demand
+    from intellizap.summaries.service import draft
 
     settings = load_settings()
 

@@ -29,7 +29,7 @@ from intellizap.frontend.repository import (
 from intellizap.frontend.schemas import AccountUsage, GroupSyncOut, SummaryOut, UsageOut
 from intellizap.logging import get_logger
 from intellizap.settings import Settings
-from intellizap.summaries.service import on_demand_available_at, request_on_demand
+from intellizap.summaries.on_demand import on_demand_available_at, request_on_demand
 from intellizap.tenants.directory import TenantDirectory
 from intellizap.tenants.group_sync import request_group_sync
 from intellizap.tenants.quota import account_usage

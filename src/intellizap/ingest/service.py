@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import procrastinate
 import structlog
@@ -34,7 +35,7 @@ from intellizap.ingest.metrics import event_outcome
 from intellizap.ingest.writer import MessageWriter, NewMessage, WriteResult
 from intellizap.logging import get_logger
 from intellizap.settings import Settings
-from intellizap.summaries.service import COMMAND, request_on_demand
+from intellizap.summaries.on_demand import COMMAND, request_on_demand
 from intellizap.tenants.directory import GroupInfo, TenantDirectory, TenantInfo
 from intellizap.tenants.group_sync import request_group_sync
 from intellizap.transcription.service import request_transcription, untranscribed_message
@@ -105,7 +106,7 @@ class IngestService:
                 result = await self._store(group, event)
                 if event.kind == "audio" and tenant.transcription_enabled:
                     await self._transcribe(group, event, result)
-                if result.stored and _is_summary_command(event):
+                if _is_summary_command(event) and (result.stored or _retried(event)):
                     await self._summarize_on_demand(tenant, group, event)
                 return "stored" if result.stored else "duplicate"
             case MessageEdited():
@@ -236,6 +237,17 @@ def _log_invalid_groups(count: int) -> None:
         "ignored, no group recorded",
         ignorados=count,
     )
+
+
+#: Evolution retries a failed webhook for about 20 minutes.
+_RETRY_WINDOW = timedelta(minutes=30)
+
+
+def _retried(message: ChatMessage) -> bool:
+    """A duplicate of a recent message is likely Evolution retrying after we failed (503) past
+    storing it: what the first delivery did not finish (e.g. queue the ``/resumo``) is done now;
+    the on-demand rate limit keeps a delivery that did finish from asking twice."""
+    return message.sent_at > datetime.now(UTC) - _RETRY_WINDOW
 
 
 def _is_summary_command(message: ChatMessage) -> bool:

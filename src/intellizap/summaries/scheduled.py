@@ -9,14 +9,21 @@ passed while the service was down is skipped and logged. Ordinary ticks examine 
 minutes; every quarter hour a tick examines the whole catch-up window, so after downtime the
 missed summaries go out within 15 minutes.
 
-Claiming (a committed row) and queueing (a job) are two steps: a process that dies between them
-leaves a ``pendente`` summary no job will write, and the unique index keeps the next tick from
-claiming it again. Each tick therefore also re-queues such orphans (see ``_ORPHANS``).
+Claiming (the rows) and queueing (their jobs) happen in one transaction, the jobs inserted by a
+single statement however many are due, through the claim's own connection. Older versions
+committed the claim first and queued after, so a process dying in between left a ``pendente``
+summary no job would write; catch-up ticks (and each process's first tick) still re-queue such
+orphans (see ``_ORPHANS``).
+
+A summary's job carries its deadline, ``SUMMARY_CATCHUP_HOURS`` after its due time: a throttled
+or failing LLM provider makes it retry until then, not for a fixed number of attempts.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -46,7 +53,8 @@ _CLAIM = text(
     tenants AS (
         SELECT u.id, u.max_grupos, u.hora_resumo_local AS at_time,
                COALESCE(zn.local_now, CAST(:now AS timestamptz) AT TIME ZONE :default_zone)
-                   AS local_now
+                   AS local_now,
+               COALESCE(zn.zone, :default_zone) AS zone
         FROM usuarios u
         LEFT JOIN zone_now zn ON zn.zone = u.fuso_efetivo
         WHERE u.hora_resumo_local IS NOT NULL
@@ -54,21 +62,21 @@ _CLAIM = text(
     -- The most recent local occurrence of each tenant's hour: today's, or yesterday's when
     -- today's is still ahead (so 23:30 caught up at 00:45 belongs to the day before).
     latest AS (
-        SELECT id AS tenant_id, max_grupos, local_now,
+        SELECT id AS tenant_id, max_grupos, local_now, zone,
                CAST(local_now AS date) - CAST(CAST(local_now AS time) < at_time AS integer) AS day,
                at_time
         FROM tenants
     ),
     -- MATERIALIZED: filter the (few) due tenants first, then look up their groups by index.
     due AS MATERIALIZED (
-        SELECT tenant_id, max_grupos, day, day + at_time AS at_local, local_now FROM latest
+        SELECT tenant_id, max_grupos, day, day + at_time AS at_local, local_now, zone FROM latest
         WHERE day + at_time > local_now - :window
            OR (day + at_time <= local_now - :grace
                AND day + at_time > local_now - :grace - interval '1 minute')
     ),
     due_groups AS (
         SELECT g.id AS group_id, due.tenant_id, due.day, due.at_local, due.local_now, g.rank,
-               due.max_grupos, g.resumo_ativo
+               due.max_grupos, g.resumo_ativo, due.zone
         FROM due
         CROSS JOIN LATERAL (
             SELECT id, resumo_ativo,
@@ -79,14 +87,22 @@ _CLAIM = text(
     ),
     claimed AS (
         INSERT INTO resumos (grupo_id, usuario_id, status, origem, data_referencia)
-        SELECT group_id, tenant_id, 'pendente', 'agendado', day FROM due_groups
+        SELECT group_id, tenant_id, 'pendente', 'agendado', day FROM due_groups d
         WHERE at_local > local_now - :window
+          -- Already claimed (most of a catch-up tick's window): an index probe, much cheaper
+          -- than an insert that conflicts. ON CONFLICT still settles concurrent claims.
+          AND NOT EXISTS (
+              SELECT 1 FROM resumos r
+              WHERE r.grupo_id = d.group_id AND r.origem = 'agendado'
+                AND r.data_referencia = d.day
+          )
         ON CONFLICT (grupo_id, data_referencia) WHERE origem = 'agendado' DO NOTHING
         RETURNING id, grupo_id
     )
-    SELECT 'claimed' AS outcome, id, grupo_id FROM claimed
+    SELECT 'claimed' AS outcome, c.id, c.grupo_id, d.at_local AT TIME ZONE d.zone AS due_at
+    FROM claimed c JOIN due_groups d ON d.group_id = c.grupo_id
     UNION ALL
-    SELECT 'missed', NULL, d.group_id FROM due_groups d
+    SELECT 'missed', NULL, d.group_id, NULL FROM due_groups d
     WHERE d.at_local <= d.local_now - :grace
       AND NOT EXISTS (
           SELECT 1 FROM resumos r
@@ -103,7 +119,9 @@ async def _known_zones(database: Database) -> list[str]:
     """The time zones this PostgreSQL knows (read once per process: it never changes)."""
     if not _zones:
         async with database.engine.connect() as conn:
-            _zones.extend((await conn.execute(_KNOWN_ZONES)).scalar_one())
+            known = (await conn.execute(_KNOWN_ZONES)).scalar_one()
+        # Assigned whole after the await: two first callers at once must not both append.
+        _zones[:] = sorted(set(known))
     return _zones
 
 
@@ -111,6 +129,8 @@ async def _known_zones(database: Database) -> list[str]:
 class Claim:
     summary_id: uuid.UUID
     group_id: uuid.UUID
+    due_at: datetime
+    """When the summary was due (the tenant's hour, in its zone): its deadline counts from it."""
 
 
 #: Ordinary ticks look this far back (missed ticks, slow workers); every ``CATCH_UP_EVERY``
@@ -120,10 +140,17 @@ CATCH_UP_EVERY = 15
 
 
 async def claim_due_summaries(
-    database: Database, settings: Settings, now: datetime, *, full_catch_up: bool = True
+    database: Database,
+    settings: Settings,
+    now: datetime,
+    *,
+    full_catch_up: bool = True,
+    queue: procrastinate.App | None = None,
 ) -> list[Claim]:
     """Create the ``resumos`` rows of every summary due at ``now``; each at most once per day.
-    Without ``full_catch_up`` only the last ``RECENT_WINDOW`` is examined."""
+    Without ``full_catch_up`` only the last ``RECENT_WINDOW`` is examined. With ``queue``, each
+    claim's job is queued in the same transaction (all in one statement): claimed and queued
+    commit together, or neither does."""
     grace = timedelta(hours=settings.summary_catchup_hours)
     async with database.session() as session:
         rows = (
@@ -138,28 +165,34 @@ async def claim_due_summaries(
                 },
             )
         ).all()
-    for outcome, _, group_id in rows:
+        claims = [
+            Claim(summary_id, group_id, due_at.astimezone(UTC))
+            for outcome, summary_id, group_id, due_at in rows
+            if outcome == "claimed"
+        ]
+        if queue is not None:
+            await jobs.defer_in_transaction(
+                session,
+                queue,
+                SUMMARIZE_TASK,
+                [summary_job(c.summary_id, c.group_id, c.due_at + grace) for c in claims],
+            )
+    for outcome, _, group_id, _ in rows:
         if outcome == "missed":
             log.warning(
                 "scheduled summary skipped: the catch-up window passed while the service was down",
                 grupo_id=str(group_id),
             )
-    return [
-        Claim(summary_id, group_id)
-        for outcome, summary_id, group_id in rows
-        if outcome == "claimed"
-    ]
+    return claims
 
 
-async def queue_summary(
-    queue: procrastinate.App, summary_id: uuid.UUID, group_id: uuid.UUID
-) -> None:
-    await jobs.defer(
-        queue,
-        SUMMARIZE_TASK,
+def summary_job(summary_id: uuid.UUID, group_id: uuid.UUID, deadline: datetime) -> jobs.JobSpec:
+    """The job that writes a summary: one waiting per summary, one running per group, retried
+    until ``deadline`` (see ``summaries.tasks``)."""
+    return jobs.JobSpec(
+        args={"summary_id": str(summary_id), "deadline": deadline.isoformat()},
         queueing_lock=f"summary:{summary_id}",
         lock=f"summary-group:{group_id}",
-        args={"summary_id": str(summary_id)},
     )
 
 
@@ -184,19 +217,32 @@ _ORPHANS = text(
     LIMIT 1000
     """
 )
+#: The event loops (one per worker) that have swept for orphans at least once.
+_swept: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+
 #: How long a fresh claim is given to queue its own job before the sweep considers it orphaned.
 ORPHAN_SETTLE = timedelta(minutes=2)
 
 
-async def requeue_orphaned_summaries(database: Database, queue: procrastinate.App) -> int:
-    """Queue the summaries that were claimed but never queued; returns how many."""
+async def requeue_orphaned_summaries(
+    database: Database, queue: procrastinate.App, settings: Settings
+) -> int:
+    """Queue the summaries that were claimed but never queued; returns how many. Claims are
+    queued in their own transaction now, so these come from an older version (or a hand-made
+    row); found late, each gets a whole catch-up window from now."""
+    deadline = datetime.now(UTC) + timedelta(hours=settings.summary_catchup_hours)
     async with database.session() as session:
         rows = (await session.execute(_ORPHANS, {"settle": ORPHAN_SETTLE.total_seconds()})).all()
-    for summary_id, group_id in rows:
-        log.warning(
-            "re-queueing a summary that was claimed but never queued", grupo_id=str(group_id)
+        for _, group_id in rows:
+            log.warning(
+                "re-queueing a summary that was claimed but never queued", grupo_id=str(group_id)
+            )
+        await jobs.defer_in_transaction(
+            session,
+            queue,
+            SUMMARIZE_TASK,
+            [summary_job(summary_id, group_id, deadline) for summary_id, group_id in rows],
         )
-        await queue_summary(queue, summary_id, group_id)
     return len(rows)
 
 
@@ -205,10 +251,19 @@ async def requeue_orphaned_summaries(database: Database, queue: procrastinate.Ap
 async def summary_tick(job_context: procrastinate.JobContext, timestamp: int) -> int:
     context = jobs.context_of(job_context)
     now = datetime.fromtimestamp(timestamp, UTC)
+    catching_up = now.minute % CATCH_UP_EVERY == 0
     claims = await claim_due_summaries(
-        context.database, context.settings, now, full_catch_up=now.minute % CATCH_UP_EVERY == 0
+        context.database,
+        context.settings,
+        now,
+        full_catch_up=catching_up,
+        queue=job_context.app,
     )
-    for claim in claims:
-        await queue_summary(job_context.app, claim.summary_id, claim.group_id)
-    await requeue_orphaned_summaries(context.database, job_context.app)
+    # Orphans only come from older versions now (claims are queued in their own transaction):
+    # looked for with the catch-up, and on a process's first tick (a restart after a crash),
+    # not every minute (the sweep reads every pending summary, thousands after a 09:00 burst).
+    loop = asyncio.get_running_loop()
+    if catching_up or loop not in _swept:
+        _swept.add(loop)
+        await requeue_orphaned_summaries(context.database, job_context.app, context.settings)
     return len(claims)

@@ -4,23 +4,28 @@ A ``resumos`` row goes ``pendente`` (claimed) → ``pendente`` with content (gen
 → ``enviado`` (``delivery.py``, once the send ledger confirms its last part) or ``erro`` with the
 reason. A job re-run after a crash continues from where the row is: a generated summary is not
 generated (nor paid for) twice.
+
+On the platform key, the summary first reserves its worst-case tokens (every call's prompt plus
+its maximum output) of the tenant's monthly quota; each call's real usage is recorded as soon as
+it returns, and what was not spent is given back at the end.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import procrastinate
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from intellizap import jobs
 from intellizap.db.engine import Database
 from intellizap.evolution.sending import queue_text
-from intellizap.llm import ApiKey, KeyOwner, Llm, choose_key
+from intellizap.llm import ApiKey, Completion, KeyOwner, Llm, choose_key
 from intellizap.logging import get_logger
 from intellizap.settings import Settings
 from intellizap.summaries.chunking import chunk_lines
@@ -32,12 +37,10 @@ from intellizap.summaries.prompt import (
 )
 from intellizap.summaries.tokens import count_tokens
 from intellizap.summaries.transcript import ChatLine, render_transcript
+from intellizap.tenants import quota
 from intellizap.tenants.clock import tenant_zone
-from intellizap.tenants.quota import QUOTA_EXCEEDED, quota_status
 
 log = get_logger(__name__)
-
-COMMAND = "/resumo"
 
 _LOAD = text(
     """
@@ -70,12 +73,6 @@ _MESSAGES = text(
     ORDER BY m.data_mensagem, m.id_externo
     """
 )
-_RECORD_USAGE = text(
-    """
-    INSERT INTO uso_tokens (usuario_id, tipo, modelo, tokens_entrada, tokens_saida, chave, resumo_id)
-    VALUES (:tenant_id, 'resumo', :model, :input, :output, :key_owner, :summary_id)
-    """
-)
 _STORE = text(
     """
     UPDATE resumos SET conteudo = :content, total_mensagens = :count, periodo_inicio = :start,
@@ -83,13 +80,9 @@ _STORE = text(
     WHERE id = :id AND status = 'pendente'
     """
 )
-_FAIL = text("UPDATE resumos SET status = 'erro', erro = :reason WHERE id = :id")
-
-
-class SummaryRefused(Exception):
-    """A summary that must not be made (quota, invalid key…): recorded as ``erro``, not retried."""
-
-    transient = False
+_FAIL = text(
+    "UPDATE resumos SET status = 'erro', erro = :reason WHERE id = :id AND status = 'pendente'"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +95,9 @@ class Draft:
     messages: list[dict[str, str]]
     prompt_tokens: int
     chunks: int
+    most_tokens: int
+    """What every call together may spend at worst (prompts plus maximum outputs): reserved
+    from the quota before the first call."""
 
 
 @dataclass(slots=True)
@@ -122,33 +118,62 @@ def period_label(start: datetime, end: datetime, zone: ZoneInfo) -> str:
 
 async def draft(database: Database, settings: Settings, row: Any, *, now: datetime) -> Draft:
     """The period, transcript and prompt of a summary, without calling the LLM."""
-    zone = tenant_zone(row["fuso_horario"], settings.default_timezone)
-    end = row["periodo_fim"] or now
     async with database.session() as session:
-        last_end = (
-            await session.execute(_LAST_SENT_END, {"group_id": row["group_id"], "id": row["id"]})
-        ).scalar_one_or_none()
-        earliest = end - timedelta(hours=settings.summary_max_window_hours)
-        start = max(last_end, earliest) if last_end else earliest
-        rows = (
-            await session.execute(
-                _MESSAGES, {"group_id": row["group_id"], "start": start, "end": end}
-            )
-        ).all()
+        conversation = await _conversation(session, settings, row, now=now)
+    return _plan(settings, row, conversation)
+
+
+@dataclass(frozen=True, slots=True)
+class _Conversation:
+    start: datetime
+    end: datetime
+    rows: list[Any]
+
+
+async def _conversation(
+    session: AsyncSession, settings: Settings, row: Any, *, now: datetime
+) -> _Conversation:
+    """The period a summary covers and the messages in it."""
+    end = row["periodo_fim"] or now
+    last_end = (
+        await session.execute(_LAST_SENT_END, {"group_id": row["group_id"], "id": row["id"]})
+    ).scalar_one_or_none()
+    earliest = end - timedelta(hours=settings.summary_max_window_hours)
+    start = max(last_end, earliest) if last_end else earliest
+    rows = (
+        await session.execute(_MESSAGES, {"group_id": row["group_id"], "start": start, "end": end})
+    ).all()
+    return _Conversation(start, end, list(rows))
+
+
+def _plan(settings: Settings, row: Any, conversation: _Conversation) -> Draft:
+    zone = tenant_zone(row["fuso_horario"], settings.default_timezone)
+    start, end = conversation.start, conversation.end
     lines = render_transcript(
         (
             ChatLine(sent_at=r[0], author_name=r[1], author_number=r[2], kind=r[3], text=r[4])
-            for r in rows
+            for r in conversation.rows
         ),
         zone,
     )
     label = period_label(start, end, zone)
     messages = build_summary_messages(group_name=row["nome"], period=label, lines=lines)
-    tokens = sum(count_tokens(message["content"]) for message in messages)
-    chunks = 1
+    tokens = _prompt_tokens(messages)
+    output = settings.summary_max_output_tokens
+    chunks, most = 1, tokens + output
     if tokens > settings.summary_input_token_budget:
         chunks = len(chunk_lines(lines, _chunk_budget(settings)))
-    return Draft(start, end, lines, messages, tokens, chunks)
+        # Each partial call repeats the instructions around its chunk and may answer in full;
+        # the merge reads every partial and answers once more.
+        framing = _prompt_tokens(
+            build_summary_messages(group_name=row["nome"], period=label, lines=[])
+        )
+        most = tokens + chunks * framing + 2 * chunks * output + output
+    return Draft(start, end, lines, messages, tokens, chunks, most)
+
+
+def _prompt_tokens(messages: list[dict[str, str]]) -> int:
+    return sum(count_tokens(message["content"]) for message in messages)
 
 
 def _chunk_budget(settings: Settings) -> int:
@@ -156,24 +181,40 @@ def _chunk_budget(settings: Settings) -> int:
     return max(1_000, settings.summary_input_token_budget - 2_000)
 
 
+Charge = Callable[[Completion], Awaitable[None]]
+
+
 async def generate(
-    llm: Llm, settings: Settings, key: ApiKey, row: Any, plan: Draft, zone: ZoneInfo
+    llm: Llm,
+    settings: Settings,
+    key: ApiKey,
+    row: Any,
+    plan: Draft,
+    zone: ZoneInfo,
+    charge: Charge | None = None,
 ) -> Generated:
     """One call when the transcript fits the budget; otherwise map (one partial summary per
-    chunk, every message in exactly one chunk) and reduce (merge the partials)."""
+    chunk, every message in exactly one chunk) and reduce (merge the partials). ``charge`` is
+    awaited after every call, with what the provider billed."""
     model = settings.summary_model
     result = Generated(text="", model=model)
 
-    async def call(messages: list[dict[str, str]]) -> str:
+    async def call(messages: list[dict[str, str]], prompt_tokens: int | None = None) -> str:
         completion = await llm.complete(
-            key, model=model, messages=messages, max_tokens=settings.summary_max_output_tokens
+            key,
+            model=model,
+            messages=messages,
+            max_tokens=settings.summary_max_output_tokens,
+            input_tokens=_prompt_tokens(messages) if prompt_tokens is None else prompt_tokens,
         )
         result.model = completion.model
         result.usage.append((completion.input_tokens, completion.output_tokens))
+        if charge is not None:
+            await charge(completion)
         return completion.text
 
     if plan.chunks == 1:
-        result.text = await call(plan.messages)
+        result.text = await call(plan.messages, plan.prompt_tokens)
         return result
     label = period_label(plan.start, plan.end, zone)
     chunks = chunk_lines(plan.lines, _chunk_budget(settings))
@@ -200,15 +241,18 @@ async def summarize(
     *,
     now: datetime,
 ) -> str:
-    async with database.session() as session:
+    conversation = None
+    async with database.session() as session:  # one transaction to read all it needs
         row = (await session.execute(_LOAD, {"id": summary_id})).mappings().first()
+        if row is not None and row["status"] == "pendente" and not row["conteudo"]:
+            conversation = await _conversation(session, settings, row, now=now)
     if row is None or row["status"] != "pendente":
         return "skipped"
-    if row["conteudo"]:
+    if conversation is None:
         await _deliver(database, queue, settings, row, row["conteudo"])  # generated before a crash
         return "resent"
     zone = tenant_zone(row["fuso_horario"], settings.default_timezone)
-    plan = await draft(database, settings, row, now=now)
+    plan = _plan(settings, row, conversation)
     if len(plan.lines) < settings.summary_min_messages:
         reason = (
             f"apenas {len(plan.lines)} mensagens no período (mínimo {settings.summary_min_messages});"
@@ -222,42 +266,52 @@ async def summarize(
         )
         return "too_few"
     key = choose_key(row["openai_key"], settings.openai_api_key)
-    if key.owner is KeyOwner.PLATFORM:
-        quota = await quota_status(
-            database,
-            tenant_id=row["tenant_id"],
-            limit=row["tokens_mes"],
-            renewal_day=row["renewal_day"],
-            zone=zone,
-            now=now,
+    account = quota.Account(row["tenant_id"], row["tokens_mes"], row["renewal_day"], zone)
+    reservation = await quota.reserve(
+        database,
+        account,
+        plan.most_tokens,
+        platform_key=key.owner is KeyOwner.PLATFORM,
+        now=now,
+    )
+
+    async def charge(session: AsyncSession, model: str, input_tokens: int, output: int) -> None:
+        usage = quota.Usage(model, input_tokens, output)
+        await quota.charge(
+            session, reservation, usage, key_owner=key.owner.value, summary_id=summary_id
         )
-        if quota.exceeded:
-            raise SummaryRefused(QUOTA_EXCEEDED)
-    generated = await generate(llm, settings, key, row, plan, zone)
-    async with database.session() as session:
-        for input_tokens, output_tokens in generated.usage:
+
+    async def charge_now(completion: Completion) -> None:
+        async with database.session() as session:
+            await charge(
+                session, completion.model, completion.input_tokens, completion.output_tokens
+            )
+
+    # A long day's calls are each recorded as they return (a crash halfway loses no usage); a
+    # single call is recorded with the summary it wrote, in one transaction.
+    try:
+        generated = await generate(
+            llm, settings, key, row, plan, zone, charge_now if plan.chunks > 1 else None
+        )
+        async with database.session() as session:
+            if plan.chunks == 1:
+                for input_tokens, output_tokens in generated.usage:
+                    await charge(session, generated.model, input_tokens, output_tokens)
             await session.execute(
-                _RECORD_USAGE,
+                _STORE,
                 {
-                    "tenant_id": row["tenant_id"],
-                    "model": generated.model,
-                    "input": input_tokens,
-                    "output": output_tokens,
-                    "key_owner": key.owner.value,
-                    "summary_id": summary_id,
+                    "id": summary_id,
+                    "content": generated.text,
+                    "count": len(plan.lines),
+                    "start": plan.start,
+                    "end": plan.end,
+                    "tokens": generated.tokens,
                 },
             )
-        await session.execute(
-            _STORE,
-            {
-                "id": summary_id,
-                "content": generated.text,
-                "count": len(plan.lines),
-                "start": plan.start,
-                "end": plan.end,
-                "tokens": generated.tokens,
-            },
-        )
+            await quota.settle(session, reservation)
+    except BaseException:
+        await quota.release(database, reservation)
+        raise
     await _deliver(database, queue, settings, row, generated.text, start=plan.start, end=plan.end)
     log.info(
         "summary generated",
@@ -303,70 +357,3 @@ async def _deliver(
 async def fail(database: Database, summary_id: uuid.UUID, reason: str) -> None:
     async with database.session() as session:
         await session.execute(_FAIL, {"id": summary_id, "reason": reason[:500]})
-
-
-# -- on demand ----------------------------------------------------------------------------------------
-
-_CLAIM_ON_DEMAND = text(
-    """
-    WITH guard AS (SELECT pg_advisory_xact_lock(hashtextextended(CAST(:group_id AS text), 7)))
-    INSERT INTO resumos (grupo_id, usuario_id, status, origem)
-    SELECT :group_id, :tenant_id, 'pendente', 'sob_demanda' FROM guard
-    WHERE NOT EXISTS (
-        SELECT 1 FROM resumos
-        WHERE grupo_id = :group_id AND origem = 'sob_demanda'
-          AND created_at > now() - make_interval(secs => :window)
-    )
-    RETURNING id
-    """
-)
-
-
-async def request_on_demand(
-    database: Database,
-    queue: procrastinate.App,
-    settings: Settings,
-    *,
-    tenant_id: uuid.UUID,
-    group_id: uuid.UUID,
-) -> uuid.UUID | None:
-    """Queue a summary since the last one, unless one was asked for in the last
-    ``SUMMARY_ON_DEMAND_MINUTES`` (then None)."""
-    async with database.session() as session:
-        summary_id = (
-            await session.execute(
-                _CLAIM_ON_DEMAND,
-                {
-                    "group_id": group_id,
-                    "tenant_id": tenant_id,
-                    "window": settings.summary_on_demand_minutes * 60,
-                },
-            )
-        ).scalar_one_or_none()
-    if summary_id is not None:
-        await jobs.defer(
-            queue,
-            "summarize",
-            queueing_lock=f"summary:{summary_id}",
-            lock=f"summary-group:{group_id}",
-            args={"summary_id": str(summary_id)},
-        )
-    return summary_id
-
-
-_LAST_ON_DEMAND = text(
-    "SELECT max(created_at) FROM resumos WHERE grupo_id = :group_id AND origem = 'sob_demanda'"
-)
-
-
-async def on_demand_available_at(
-    database: Database, settings: Settings, group_id: uuid.UUID
-) -> datetime:
-    """When the group may next be summarised on demand (now, or in the past, when it may)."""
-    async with database.session() as session:
-        last: datetime | None = (
-            await session.execute(_LAST_ON_DEMAND, {"group_id": group_id})
-        ).scalar_one()
-    if last is None:
-        return datetime.now(UTC)
-    return last + timedelta(minutes=settings.summary_on_demand_minutes)

@@ -1,4 +1,10 @@
-"""Summary jobs: open the context, call the service, say which failures are final."""
+"""Summary jobs: open the context, call the service, say which failures are final.
+
+A summary is retried until its deadline (``deadline``, set when it is queued: its catch-up
+window for a scheduled one, see ``summaries.scheduled``), not for a number of attempts: a
+throttled provider makes it later, never lost. What the tenant reads in ``resumos.erro`` when it
+is given up says why, and whose key it was.
+"""
 
 from __future__ import annotations
 
@@ -8,38 +14,53 @@ from datetime import UTC, datetime
 import procrastinate
 
 from intellizap import jobs
-from intellizap.llm import InvalidApiKey, LlmError, NoApiKey
+from intellizap.llm import LlmError, tenant_reason
 from intellizap.summaries.scheduled import SUMMARIZE_TASK
-from intellizap.summaries.service import SummaryRefused, fail, summarize
+from intellizap.summaries.service import fail, summarize
+from intellizap.summaries.tokens import load_encoding
+from intellizap.tenants.quota import QuotaBusy, QuotaRefused
 
-RETRY = jobs.Backoff(max_attempts=6)
+#: Jobs without a deadline (queued by an older version) still stop after ``max_attempts``.
+RETRY = jobs.Backoff(max_attempts=6, deadline_arg="deadline")
 
-#: What the tenant is told (``resumos.erro``) when we give up.
-REASONS: dict[type[Exception], str] = {
-    InvalidApiKey: "chave OpenAI do cliente recusada pelo provedor; atualize a chave",
-    NoApiKey: "nenhuma chave OpenAI configurada",
-    LlmError: "o provedor de IA recusou o pedido",
+
+def _llm_reason(exc: BaseException) -> str:
+    assert isinstance(exc, LlmError)
+    reason = tenant_reason(exc)
+    return f"{reason}; resumo não gerado dentro do prazo" if exc.transient else reason
+
+
+#: What the tenant is told (``resumos.erro``) when we give up; the first matching type wins.
+REASONS: dict[type[BaseException], jobs.Reason] = {
+    QuotaRefused: str,
+    QuotaBusy: "cota mensal de tokens ocupada por outros resumos em andamento até o fim do prazo",
+    LlmError: _llm_reason,
 }
+
+# The token encoding takes seconds to load: a worker loads it before its first job, so no
+# summary stalls the worker's event loop (and every job running on it) while it loads.
+jobs.prepare_at_start(load_encoding)
 
 
 @jobs.app.task(name=SUMMARIZE_TASK, queue="summaries", retry=RETRY, pass_context=True)
-async def summarize_group(job_context: procrastinate.JobContext, *, summary_id: str) -> str:
+async def summarize_group(
+    job_context: procrastinate.JobContext, *, summary_id: str, deadline: str | None = None
+) -> str:
     context = jobs.context_of(job_context)
-    try:
-        return await summarize(
+    summary = uuid.UUID(summary_id)
+    async with jobs.final_failure(
+        job_context,
+        RETRY,
+        reasons=REASONS,
+        default=lambda exc: f"falha ao gerar o resumo: {type(exc).__name__}",
+        record=lambda reason: fail(context.database, summary, reason),
+    ):
+        outcome = await summarize(
             context.database,
             context.llm,
             context.settings,
             job_context.app,
-            uuid.UUID(summary_id),
+            summary,
             now=datetime.now(UTC),
         )
-    except Exception as exc:
-        if RETRY.gives_up(exc, job_context.job):
-            if isinstance(exc, SummaryRefused):
-                reason = str(exc)
-            else:
-                reason = next((text for kind, text in REASONS.items() if isinstance(exc, kind)), "")
-                reason = reason or f"falha ao gerar o resumo: {type(exc).__name__}"
-            await fail(context.database, uuid.UUID(summary_id), reason)
-        raise
+    return outcome

@@ -18,9 +18,10 @@ class _Encoding(Protocol):
 
 
 @functools.cache
-def _encoding() -> _Encoding:
-    # Imported on first use: importing bpe-openai loads every encoding it ships (a fraction of a
-    # second), and it does so through a deprecated importlib.resources call.
+def load_encoding() -> _Encoding:
+    """The encoding, loaded on first use (seconds of CPU: workers call it at start)."""
+    # Imported here: importing bpe-openai loads every encoding it ships, through a deprecated
+    # importlib.resources call, and only workers and the CLI count tokens.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         import bpe_openai  # type: ignore[import-untyped]
@@ -51,5 +52,5 @@ def count_tokens(text: str) -> int:
     """
     if not text:
         return 0
-    encoding = _encoding()
+    encoding = load_encoding()
     return sum(len(encoding.encode_ordinary(part)) for part in _slices(text))

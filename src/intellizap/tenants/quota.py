@@ -1,20 +1,28 @@
 """Monthly token quota (``tokens_mes``) on platform-key usage, renewing on
 ``"dia-renovacao-tokens"`` in the tenant's time zone. Usage is a sum over ``uso_tokens`` for the
-current cycle: nothing is ever reset."""
+current cycle: nothing is ever reset.
+
+Calls reserve before they spend (:func:`reserve`, then :func:`charge` per call and
+:func:`release` at the end), so several summaries of one tenant running at once, or one summary
+made of many calls, never spend more than what is left: the check and the reservation happen
+under a per-tenant lock, against usage plus what running calls still hold (``reservas_tokens``).
+"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from intellizap.db.engine import Database
 from intellizap.tenants.clock import local_day, tenant_zone
 
 QUOTA_EXCEEDED = "cota mensal de tokens excedida"
+QUOTA_INSUFFICIENT = "cota mensal de tokens insuficiente"
 
 
 def cycle_start(today: date, renewal_day: int | None) -> date:
@@ -99,3 +107,192 @@ async def account_usage(
         zone=tenant_zone(zone_name, default_zone),
         now=now,
     )
+
+
+# -- reserving before a call, settling after ---------------------------------------------------------
+
+
+class QuotaRefused(Exception):
+    """The call does not fit in what is left of the cycle: recorded, never retried."""
+
+    transient = False
+
+
+class QuotaBusy(Exception):
+    """It would fit, but not with what calls running right now have reserved: retry when they
+    are done (they give back what they do not use)."""
+
+    transient = True
+
+
+#: A reservation not settled this long after its last charge is from a process that died; it no
+#: longer holds back the tenant's other calls.
+RESERVATION_TTL = timedelta(minutes=15)
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """What the quota of one tenant depends on."""
+
+    tenant_id: uuid.UUID
+    limit: int | None
+    renewal_day: int | None
+    zone: ZoneInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Tokens held for calls about to be made; ``id`` None when nothing needed holding (an own
+    key, or no limit)."""
+
+    id: uuid.UUID | None
+    tenant_id: uuid.UUID
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """One LLM call, as the provider billed it."""
+
+    model: str
+    input_tokens: int
+    output_tokens: int
+
+
+_LOCK_TENANT = text("SELECT pg_advisory_xact_lock(hashtextextended(CAST(:tenant_id AS text), 11))")
+_DROP_EXPIRED = text(
+    "DELETE FROM reservas_tokens WHERE usuario_id = :tenant_id AND expira_em < now()"
+)
+# One statement, so used and reserved come from one snapshot: a call settling concurrently (its
+# usage in, its reservation down, in one transaction) is seen either before or after, whole.
+_USED_AND_RESERVED = text(
+    """
+    SELECT (SELECT COALESCE(SUM(tokens_entrada + tokens_saida), 0) FROM uso_tokens
+            WHERE usuario_id = :tenant_id AND chave = 'plataforma' AND created_at >= :since),
+           (SELECT COALESCE(SUM(tokens), 0) FROM reservas_tokens
+            WHERE usuario_id = :tenant_id AND expira_em >= now())
+    """
+)
+_RESERVE = text(
+    """
+    INSERT INTO reservas_tokens (usuario_id, tokens, expira_em)
+    VALUES (:tenant_id, :tokens, now() + make_interval(secs => :ttl))
+    RETURNING id
+    """
+)
+_RECORD_USAGE = text(
+    """
+    INSERT INTO uso_tokens (usuario_id, tipo, modelo, tokens_entrada, tokens_saida, chave, resumo_id)
+    VALUES (:tenant_id, 'resumo', :model, :input, :output, :key_owner, :summary_id)
+    """
+)
+_SHRINK = text(
+    """
+    UPDATE reservas_tokens SET tokens = GREATEST(0, tokens - :spent),
+        expira_em = now() + make_interval(secs => :ttl)
+    WHERE id = :id
+    """
+)
+_RELEASE = text("DELETE FROM reservas_tokens WHERE id = :id")
+
+
+def _pt(number: int) -> str:
+    return f"{number:,}".replace(",", ".")
+
+
+def _cycle_since(account: Account, now: datetime) -> datetime:
+    start_day = cycle_start(local_day(now, account.zone), account.renewal_day)
+    return datetime.combine(start_day, time.min, tzinfo=account.zone)
+
+
+async def reserve(
+    database: Database, account: Account, tokens: int, *, platform_key: bool, now: datetime
+) -> Reservation:
+    """Hold ``tokens`` (an upper estimate of what the calls will spend) of the account's quota.
+
+    Under a per-tenant lock: the tenant's calls reserve one after the other, each seeing what the
+    others hold. Raises :class:`QuotaRefused` when the cycle's actual usage leaves less than
+    ``tokens`` and :class:`QuotaBusy` when only the running calls' reservations are in the way.
+    Only platform-key calls of a tenant with a limit hold anything.
+    """
+    if not platform_key or account.limit is None:
+        return Reservation(None, account.tenant_id, tokens)
+    async with database.session() as session:
+        # The lock is its own statement: the next one's snapshot is taken after it is granted,
+        # so it sees every reservation committed by whoever held it before.
+        await session.execute(_LOCK_TENANT, {"tenant_id": account.tenant_id})
+        await session.execute(_DROP_EXPIRED, {"tenant_id": account.tenant_id})
+        used, reserved = (
+            await session.execute(
+                _USED_AND_RESERVED,
+                {"tenant_id": account.tenant_id, "since": _cycle_since(account, now)},
+            )
+        ).one()
+        left = account.limit - int(used)
+        if left <= 0:
+            raise QuotaRefused(QUOTA_EXCEEDED)
+        if tokens > left:
+            raise QuotaRefused(
+                f"{QUOTA_INSUFFICIENT}: este resumo precisa de até {_pt(tokens)} tokens e "
+                f"restam {_pt(left)} no ciclo"
+            )
+        if tokens > left - int(reserved):
+            raise QuotaBusy(
+                f"quota held by calls in progress: {tokens} needed, {left - int(reserved)} free"
+            )
+        reservation_id = (
+            await session.execute(
+                _RESERVE,
+                {
+                    "tenant_id": account.tenant_id,
+                    "tokens": tokens,
+                    "ttl": RESERVATION_TTL.total_seconds(),
+                },
+            )
+        ).scalar_one()
+    return Reservation(reservation_id, account.tenant_id, tokens)
+
+
+async def charge(
+    session: AsyncSession,
+    reservation: Reservation,
+    usage: Usage,
+    *,
+    key_owner: str,
+    summary_id: uuid.UUID | None = None,
+) -> None:
+    """Record one call's real usage (``uso_tokens``) and take it off the reservation, in the
+    caller's transaction."""
+    await session.execute(
+        _RECORD_USAGE,
+        {
+            "tenant_id": reservation.tenant_id,
+            "model": usage.model,
+            "input": usage.input_tokens,
+            "output": usage.output_tokens,
+            "key_owner": key_owner,
+            "summary_id": summary_id,
+        },
+    )
+    if reservation.id is not None:
+        await session.execute(
+            _SHRINK,
+            {
+                "id": reservation.id,
+                "spent": usage.input_tokens + usage.output_tokens,
+                "ttl": RESERVATION_TTL.total_seconds(),
+            },
+        )
+
+
+async def settle(session: AsyncSession, reservation: Reservation) -> None:
+    """The calls are done and charged: give back the rest, in the caller's transaction."""
+    if reservation.id is not None:
+        await session.execute(_RELEASE, {"id": reservation.id})
+
+
+async def release(database: Database, reservation: Reservation) -> None:
+    """Give back a reservation whose calls failed (what they spent is already charged)."""
+    if reservation.id is not None:
+        async with database.session() as session:
+            await session.execute(_RELEASE, {"id": reservation.id})

@@ -15,6 +15,7 @@ import binascii
 import tempfile
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ from intellizap.transcription.audio import AudioError, duration_seconds, uploads
 log = get_logger(__name__)
 
 TRANSCRIBE_TASK = "transcribe_audio"
+#: A voice note is retried (throttled or failing provider) until this long after it arrived.
+TRANSCRIPTION_DEADLINE = timedelta(hours=3)
 
 
 # -- requesting (webhook side) -----------------------------------------------------------------------
@@ -79,7 +82,10 @@ async def request_transcription(
         # duplicate webhook while the first runs waits for it, then finds the transcript there.
         queueing_lock=f"transcribe:{message_id}",
         lock=f"transcribe:{message_id}",
-        args={"message_id": str(message_id)},
+        args={
+            "message_id": str(message_id),
+            "deadline": (datetime.now(UTC) + TRANSCRIPTION_DEADLINE).isoformat(),
+        },
     )
 
 
