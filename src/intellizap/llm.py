@@ -18,6 +18,7 @@ import openai
 from pydantic import SecretStr
 
 from intellizap.logging import add_secret, get_logger
+from intellizap.observability.llm import observe_llm_call
 from intellizap.rate_limits import ProviderLimits, WaitTooLong, retry_after
 
 log = get_logger(__name__)
@@ -192,14 +193,15 @@ class Llm:
     ) -> str:
         """Whisper: the text of ``audio``. The provider checks the file *name's* extension."""
         client = self._client(key)
-        result = await self._call(
-            key,
-            model,
-            0,
-            lambda: client.audio.transcriptions.with_raw_response.create(
-                model=model, file=(filename, audio), language=language
-            ),
-        )
+        with observe_llm_call(kind="transcricao", model=model, key_owner=key.owner.value):
+            result = await self._call(
+                key,
+                model,
+                0,
+                lambda: client.audio.transcriptions.with_raw_response.create(
+                    model=model, file=(filename, audio), language=language
+                ),
+            )
         return result.text.strip()
 
     async def complete(
@@ -215,18 +217,22 @@ class Llm:
         plus ``max_tokens`` is what the provider's token limit is charged up front."""
         client = self._client(key)
         prompt = input_tokens if input_tokens is not None else _rough_tokens(messages)
-        response = await self._call(
-            key,
-            model,
-            prompt + max_tokens,
-            lambda: client.chat.completions.with_raw_response.create(
-                model=model,
-                messages=messages,  # type: ignore[arg-type]
-                max_tokens=max_tokens,
-                temperature=0.2,
-            ),
-        )
-        usage = response.usage
+        with observe_llm_call(kind="resumo", model=model, key_owner=key.owner.value) as call:
+            response = await self._call(
+                key,
+                model,
+                prompt + max_tokens,
+                lambda: client.chat.completions.with_raw_response.create(
+                    model=model,
+                    messages=messages,  # type: ignore[arg-type]
+                    max_tokens=max_tokens,
+                    temperature=0.2,
+                ),
+            )
+            usage = response.usage
+            call.tokens(
+                usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0
+            )
         return Completion(
             text=(response.choices[0].message.content or "").strip() if response.choices else "",
             model=response.model or model,

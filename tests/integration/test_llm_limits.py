@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from intellizap.llm import ApiKey, KeyOwner, Llm, OutOfCredit, RateLimited
+from intellizap.llm import ApiKey, InvalidApiKey, KeyOwner, Llm, OutOfCredit, RateLimited
 from tests.fakes.openai import FakeOpenAI
 
 PLATFORM = ApiKey("sk-platform-0123456789abcdef", KeyOwner.PLATFORM)
@@ -109,3 +109,45 @@ async def test_an_account_without_credit_is_not_reported_as_a_rate_limit(
         await llm.aclose()
     assert error.value.owner is KeyOwner.OWN
     assert len(ai.requests_to("/chat/completions")) == 1  # not hammered as if throttled
+
+
+def llm_samples() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client import REGISTRY, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(generate_latest(REGISTRY).decode())
+        for sample in family.samples
+        if sample.name.startswith("intellizap_llm_")
+    }
+
+
+async def test_calls_are_counted_by_model_key_owner_and_outcome_never_by_tenant(
+    ai: FakeOpenAI,
+) -> None:
+    before = llm_samples()
+    ai.fail_next("/chat/completions", 401)
+    llm = Llm(ai.url, max_wait=5)
+    try:
+        with pytest.raises(InvalidApiKey):
+            await complete(llm, OWN)
+        await complete(llm, OWN)
+        await complete(llm, PLATFORM)
+    finally:
+        await llm.aclose()
+    after = llm_samples()
+
+    def delta(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    calls = "intellizap_llm_calls_total"
+    own = {"kind": "resumo", "model": "gpt-4o-mini", "key_owner": "propria"}
+    platform = {**own, "key_owner": "plataforma"}
+    assert delta(calls, **own, outcome="ok") == 1
+    assert delta(calls, **own, outcome="invalid_key") == 1
+    assert delta(calls, **platform, outcome="ok") == 1
+    assert delta("intellizap_llm_tokens_total", **platform, direction="output") > 0
+    assert delta("intellizap_llm_call_duration_seconds_count", **platform) == 1
+    assert all("usuario_id" not in dict(labels) for _, labels in after)

@@ -33,6 +33,7 @@ from sqlalchemy import text
 from intellizap import jobs
 from intellizap.db.engine import Database
 from intellizap.logging import get_logger
+from intellizap.observability.summaries import observe_tick
 from intellizap.settings import Settings
 
 log = get_logger(__name__)
@@ -252,13 +253,15 @@ async def summary_tick(job_context: procrastinate.JobContext, timestamp: int) ->
     context = jobs.context_of(job_context)
     now = datetime.fromtimestamp(timestamp, UTC)
     catching_up = now.minute % CATCH_UP_EVERY == 0
-    claims = await claim_due_summaries(
-        context.database,
-        context.settings,
-        now,
-        full_catch_up=catching_up,
-        queue=job_context.app,
-    )
+    with observe_tick() as tick:
+        claims = await claim_due_summaries(
+            context.database,
+            context.settings,
+            now,
+            full_catch_up=catching_up,
+            queue=job_context.app,
+        )
+        tick.claimed(len(claims))
     # Orphans only come from older versions now (claims are queued in their own transaction):
     # looked for with the catch-up, and on a process's first tick (a restart after a crash),
     # not every minute (the sweep reads every pending summary, thousands after a 09:00 burst).

@@ -30,6 +30,7 @@ from intellizap.evolution.sending import queue_text
 from intellizap.jobs import WorkerContext
 from intellizap.llm import KeyOwner, choose_key
 from intellizap.logging import get_logger
+from intellizap.observability.transcription import TRANSCRIBED_SECONDS
 from intellizap.transcription.audio import AudioError, duration_seconds, uploads_for
 
 log = get_logger(__name__)
@@ -246,6 +247,7 @@ async def transcribe_message(
             )
         # The audio bytes go now; the pending row itself stays until the reply is queued.
         await session.execute(_FORGET_AUDIO_BYTES, {"id": message_id})
+    TRANSCRIBED_SECONDS.labels(key_owner=key.owner.value).inc(max(duration, 0.0))
     if stored is not None:
         await _reply(context, queue, row, quote, transcript)
     else:
