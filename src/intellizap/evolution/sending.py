@@ -18,12 +18,9 @@ paragraph boundaries, and defers one ``send_text`` job per part. The job:
    ``SEND_OUTCOME_WAIT_SECONDS`` have passed since that attempt began, so that a request still
    being handled by Evolution has had its time to finish (see the README for what bounds the
    remaining window).
-4. **Completion.** When the last part is sent, or a part fails for good, the task the caller
-   named (a feature's, e.g. marking a summary ``enviado``) is deferred. Later parts of a message
-   whose part failed are cancelled.
-
-Sends outrank every other job (:data:`PRIORITY`): a summary written is delivered before the next
-one is written.
+4. **Completion.** When the last part is sent, or a part fails for good (the later parts are
+   then cancelled), the task the caller named (a feature's, e.g. marking a summary ``enviado``)
+   is deferred. Sends outrank every other job (:data:`PRIORITY`).
 """
 
 from __future__ import annotations
