@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from intellizap import jobs
 from intellizap.app import Roles
 from intellizap.db.engine import Database
-from intellizap.summaries.scheduled import queue_summary, requeue_orphaned_summaries
+from intellizap.summaries.scheduled import SUMMARIZE_TASK, requeue_orphaned_summaries, summary_job
 from tests.conftest import make_settings, running_service, wait_until
 from tests.factories import count, create_group, create_tenant
 from tests.fakes.evolution import FakeEvolution
@@ -129,11 +129,15 @@ async def test_a_forged_summary_is_never_queued_written_sent_or_shown(
     t = await tenants(clean_database)
     forged = await plant_forged_summary(clean_database, t["victim_group"].id, t["attacker"].id)
 
+    settings = make_settings(database_url)
     async with jobs.connect(database_url).open_async() as queue:
         # The orphan sweep does not pick it up...
-        assert await requeue_orphaned_summaries(clean_database, queue) == 0
+        assert await requeue_orphaned_summaries(clean_database, queue, settings) == 0
         # ...and a job for it, however it got queued, writes and sends nothing.
-        await queue_summary(queue, forged, t["victim_group"].id)
+        job = summary_job(forged, t["victim_group"].id, datetime.now(UTC) + timedelta(hours=1))
+        await jobs.defer(
+            queue, SUMMARIZE_TASK, args=job.args, lock=job.lock, queueing_lock=job.queueing_lock
+        )
 
     async def job_done() -> bool:
         # Finished jobs are deleted; it was queued before the worker started.
