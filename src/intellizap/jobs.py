@@ -26,6 +26,7 @@ from intellizap.db.engine import Database, libpq_url
 from intellizap.evolution.client import EvolutionClient
 from intellizap.llm import Llm
 from intellizap.logging import get_logger
+from intellizap.observability.jobs import observe_job
 from intellizap.retries import Backoff as Backoff  # re-exported: tasks use jobs.Backoff
 from intellizap.retries import Reason as Reason
 from intellizap.retries import final_failure as final_failure
@@ -130,6 +131,7 @@ async def run_worker(queue: procrastinate.App, settings: Settings, url: str) -> 
                     shutdown_graceful_timeout=30,
                     install_signal_handlers=False,
                     additional_context={"intellizap": context},
+                    worker_middleware=[observe_job],
                     delete_jobs="successful",
                 )
                 log.warning("job worker stopped by itself (database connection lost?), restarting")

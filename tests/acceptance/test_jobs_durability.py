@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import IO, Any
 
 import pytest
 from sqlalchemy import text
@@ -41,10 +41,14 @@ def openai_fake() -> Iterator[FakeOpenAI]:
 
 
 def start_worker(
-    database_url: str, evolution: FakeEvolution, openai_fake: FakeOpenAI, **settings: str
+    database_url: str,
+    evolution: FakeEvolution,
+    openai_fake: FakeOpenAI,
+    log_file: IO[bytes] | None = None,
+    **settings: str,
 ) -> subprocess.Popen[bytes]:
     """`intellizap worker` as its own process, configured like a production replica;
-    ``settings`` adds environment variables."""
+    ``settings`` adds environment variables, ``log_file`` receives its log lines (stdout)."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -62,7 +66,7 @@ def start_worker(
     return subprocess.Popen(
         [sys.executable, "-m", "intellizap", "worker"],
         env=env,
-        stdout=subprocess.DEVNULL,
+        stdout=log_file if log_file is not None else subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -260,3 +261,38 @@ async def test_worker_killed_after_recording_the_outcome_sends_once(
     workers.start()
     await sent_once(clean_database, evolution, summary_id)
     assert len(evolution.requests_to("/message/sendText/")) == 1
+
+
+async def test_the_worker_process_logs_its_jobs_with_their_tenant_and_group(
+    clean_database: Database,
+    database_url: str,
+    evolution: FakeEvolution,
+    openai_fake: FakeOpenAI,
+) -> None:
+    """`intellizap worker` runs its jobs through the observing middleware: every line of a send
+    job names its tenant and group, and none carries the message's text."""
+    summary_id = await queue_summary_send(clean_database, database_url)
+    with tempfile.TemporaryFile() as log_file:
+        worker = start_worker(database_url, evolution, openai_fake, log_file, LOG_LEVEL="INFO")
+        try:
+            await wait_until(lambda: summary_delivered(clean_database, summary_id), within=60)
+        finally:
+            worker.terminate()
+            worker.wait(30)
+        log_file.seek(0)
+        output = log_file.read().decode()
+    async with clean_database.session() as session:
+        tenant_id = (
+            await session.execute(
+                text("SELECT usuario_id FROM resumos WHERE id = :id"), {"id": summary_id}
+            )
+        ).scalar_one()
+    lines = [line for line in output.splitlines() if "text sent" in line]
+    assert lines, output[-2000:]
+    assert all(f"usuario_id={tenant_id}" in line for line in lines)
+    assert all("grupo_id=" in line for line in lines)
+    assert "reunião foi remarcada" not in output
+
+
+async def summary_delivered(database: Database, summary_id: uuid.UUID) -> bool:
+    return (await summary_status(database, summary_id))[0] == "enviado"
