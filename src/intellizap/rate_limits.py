@@ -34,6 +34,11 @@ from email.utils import parsedate_to_datetime
 UNKNOWN_BACKOFF = 1.0
 #: How long after we send a request the provider may count it (network and queueing latency).
 ADMISSION_ALLOWANCE = 0.25
+#: The share of each limit kept unused: calls are spaced at the provider's refill rate, but they
+#: do not arrive exactly on schedule (network, scheduling), and with the bucket kept at zero every
+#: two that arrive together meet a 429 (which costs the request and blocks the key for its
+#: Retry-After). A reserve absorbs such bunches; the rate of calls stays the provider's.
+RESERVE = 0.4
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 
@@ -120,7 +125,8 @@ class _Bucket:
         if self.capacity is None:
             return 0.0
         amount = min(amount, self.capacity)  # a call bigger than the limit waits for all of it
-        missing = amount - self.level_at(now)
+        reserve = min(self.capacity - amount, RESERVE * self.capacity)
+        missing = amount + reserve - self.level_at(now)
         if missing <= 0:
             return 0.0
         return missing / self.rate if self.rate else UNKNOWN_BACKOFF
@@ -156,15 +162,26 @@ class _Bucket:
         (when ``sent`` had reached ``sent_mark``, that request included)."""
         if limit is None or remaining is None or limit <= 0:
             return
-        self.capacity = limit
+        if limit != self.capacity:
+            self.rate = None  # new limits (another tier, another window): learn them again
         if reset is not None and reset > 0 and remaining < limit:
-            self.rate = (limit - remaining) / reset
+            # ``remaining`` is rounded down, so this is an upper bound of the refill rate; the
+            # lowest seen is the closest (an estimate too high would send calls into 429s).
+            bound = (limit - remaining) / reset
+            self.rate = bound if self.rate is None else min(self.rate, bound)
         # The provider counted the request when it arrived, some time after we sent it: assume
         # late (by up to ADMISSION_ALLOWANCE), so the copy errs towards an emptier bucket.
         admitted = min(now, sent_at + ADMISSION_ALLOWANCE)
         refill = (self.rate or 0.0) * max(0.0, now - admitted)
         since = self.sent - sent_mark  # what we sent after that request
-        self.level = min(limit, remaining + refill) - since - self.unsent
+        estimate = min(limit, remaining + refill - since) - self.unsent
+        if self.unsent > 0 and self.capacity == limit:
+            # Callers are asleep until the turns they were given: the copy may learn of less
+            # room (another process on the key), never of more, or a newcomer would be given a
+            # turn among theirs and the two would go out together.
+            estimate = min(estimate, self.level_at(now))
+        self.capacity = limit
+        self.level = estimate
         self.at = now
 
 
