@@ -144,6 +144,29 @@ class Run:
     llm_admitted: int = 0
     llm_refused: int = 0
     llm_calls: int = 0
+    idle_worker_cpu: float = 0.0
+    """CPU seconds per second the workers use with nothing to do (polling, heartbeats)."""
+    idle_postgres_cpu: float = 0.0
+    """The same for PostgreSQL, including this script's own sampling queries."""
+
+
+async def idle_rates(
+    database: Database, workers: list[subprocess.Popen[bytes]], postmaster: int, seconds: float
+) -> tuple[float, float]:
+    """Background CPU of the workers and of PostgreSQL while nothing is due, sampled the way
+    :func:`follow` samples, so it can be taken off the drain's figures."""
+    start = time.monotonic()
+    worker_start = sum(process_cpu(w.pid) for w in workers)
+    postgres_start = postgres_cpu(postmaster)
+    while time.monotonic() - start < seconds:
+        async with database.engine.connect() as conn:
+            await conn.execute(text(PROGRESS))
+        sum(process_cpu(w.pid) for w in workers)
+        postgres_cpu(postmaster)
+        await asyncio.sleep(0.5)
+    wall = time.monotonic() - start
+    worker_rate = (sum(process_cpu(w.pid) for w in workers) - worker_start) / wall
+    return worker_rate, (postgres_cpu(postmaster) - postgres_start) / wall
 
 
 def worker_env(
@@ -270,6 +293,11 @@ async def burst(args: argparse.Namespace) -> dict[str, Any]:
             print(f"{args.groups:,} groups of {args.tenants:,} tenants due in {wait:.0f} s")
             if wait < 5:
                 raise RuntimeError("filling took too long: raise --lead")
+            # Let the workers settle (start-up, first ticks), then measure their idle CPU.
+            await asyncio.sleep(max(0.0, run.due - time.monotonic() - 16))
+            run.idle_worker_cpu, run.idle_postgres_cpu = await idle_rates(
+                database, workers, postmaster, max(1.0, run.due - time.monotonic() - 2)
+            )
             await asyncio.sleep(max(0.0, run.due - time.monotonic() - 1))
 
             def summary_sends() -> int:
@@ -325,6 +353,8 @@ def report(args: argparse.Namespace, run: Run, baseline: dict[str, float] | None
     busy = [s for s in drain if s.at <= end.at]
     queued_at = next((s.at - run.due for s in drain if s.claimed >= args.groups), None)
     n = max(1, run.statuses["enviado"])
+    net_worker_cpu = worker_cpu - run.idle_worker_cpu * wall
+    net_postgres_cpu = postgres_cpu - run.idle_postgres_cpu * wall
     exactly_once = (
         len(run.per_group) == args.groups
         and set(run.per_group.values()) == {1}
@@ -344,8 +374,15 @@ def report(args: argparse.Namespace, run: Run, baseline: dict[str, float] | None
         "median_send_s": statistics.median(sends) if sends else None,
         "last_send_s": sends[-1] if sends else None,
         "summaries_per_s": n / max(1e-6, sends[-1]) if sends else 0.0,
-        "worker_cpu_ms_per_summary": 1000 * worker_cpu / n,
-        "postgres_cpu_ms_per_summary": 1000 * postgres_cpu / n,
+        "worker_cpu_ms_per_summary": 1000 * net_worker_cpu / n,
+        "postgres_cpu_ms_per_summary": 1000 * net_postgres_cpu / n,
+        "worker_cpu_ms_per_summary_raw": 1000 * worker_cpu / n,
+        "postgres_cpu_ms_per_summary_raw": 1000 * postgres_cpu / n,
+        "idle_cpu_pct": {
+            "worker": 100 * run.idle_worker_cpu,
+            "postgres": 100 * run.idle_postgres_cpu,
+        },
+        "load_average": os.getloadavg(),
         "worker_cpu_busy_pct": 100 * worker_cpu / wall / args.workers,
         "slot_occupancy_pct": 100 * statistics.mean(s.doing for s in busy) / slots if busy else 0,
         "summary_slot_occupancy_pct": (
@@ -404,9 +441,14 @@ def print_report(r: dict[str, Any]) -> None:
         )
     print(
         f"CPU per summary      : worker {r['worker_cpu_ms_per_summary']:.1f} ms, "
-        f"PostgreSQL {r['postgres_cpu_ms_per_summary']:.1f} ms"
+        f"PostgreSQL {r['postgres_cpu_ms_per_summary']:.1f} ms (net of their idle CPU, "
+        f"{r['idle_cpu_pct']['worker']:.1f} % and {r['idle_cpu_pct']['postgres']:.1f} % of a "
+        f"core; raw {r['worker_cpu_ms_per_summary_raw']:.1f} and "
+        f"{r['postgres_cpu_ms_per_summary_raw']:.1f} ms)"
     )
     print(f"worker CPU busy      : {r['worker_cpu_busy_pct']:.0f} % of one core per worker")
+    load = ", ".join(f"{x:.1f}" for x in r["load_average"])
+    print(f"machine load average : {load} (other work competes for the cores)")
     print(
         f"slot occupancy       : {r['slot_occupancy_pct']:.0f} % of the slots "
         f"({r['summary_slot_occupancy_pct']:.0f} % writing summaries)"

@@ -239,6 +239,28 @@ async def defer_in_transaction(
         ) from exc
 
 
+#: A defer this big changes the queue's size enough to make its planner statistics misleading.
+BULK_DEFER = 100
+
+_ANALYZE_QUEUE = text("ANALYZE procrastinate_jobs")
+
+
+async def refresh_queue_statistics(database: Database) -> None:
+    """After a bulk defer (a 09:00 burst): analyze the job table at once.
+
+    Workers fetch jobs through a plan PostgreSQL cached while the queue was small; after
+    thousands of jobs arrive at once that plan scans the queue once per waiting job (a second a
+    fetch with 2,000 waiting: a worker took one job per second until autovacuum analyzed the
+    table a minute later, see bench/burst.py). ``ANALYZE`` updates the statistics and so
+    invalidates those plans everywhere; it samples the table and takes milliseconds.
+    """
+    try:
+        async with database.session() as session:
+            await session.execute(_ANALYZE_QUEUE)
+    except Exception as exc:  # an optimisation: the jobs are queued either way
+        log.warning("could not analyze the job queue after a bulk defer", error=str(exc))
+
+
 #: Run once when a worker starts, before it takes jobs (e.g. loading data that would otherwise
 #: stall the event loop on the first job). Features add theirs with :func:`prepare_at_start`.
 _START_HOOKS: list[Callable[[], object]] = []

@@ -15,6 +15,12 @@ of all firing and mostly getting ``429``. A caller that would wait longer than i
 long (:class:`WaitTooLong`) without reserving, so its job can give its worker slot back and come
 later; such callers are themselves spaced at the provider's rate.
 
+Three details keep the copy from sending into 429s (measured with ``tests/unit/
+test_provider_limits.py`` and ``bench/burst.py``): the refill rate is learnt as the lowest upper
+bound seen (``remaining`` is rounded down, so one reading can double it); an answer may lower the
+copy's level but not raise it while callers sleep until their turns (a newcomer would get a turn
+among theirs); and a share of each limit is kept in reserve for calls that arrive bunched.
+
 Each process keeps its own copy. The headers carry the provider's view, which includes every
 other process using the key, so each process corrects its copy with every answer: several
 workers on one key converge on sharing its limit, with the odd ``429`` while they do.
@@ -32,6 +38,8 @@ from email.utils import parsedate_to_datetime
 
 #: After a 429 from a server that gives no rate-limit information, this long before trying again.
 UNKNOWN_BACKOFF = 1.0
+#: How long a learnt refill rate is kept before it is learnt again from the next answers.
+RELEARN_EVERY = 600.0
 #: How long after we send a request the provider may count it (network and queueing latency).
 ADMISSION_ALLOWANCE = 0.25
 #: The share of each limit kept unused: calls are spaced at the provider's refill rate, but they
@@ -107,6 +115,7 @@ class _Bucket:
     capacity: float | None = None
     rate: float | None = None
     """Refill per second, None until the headers showed it."""
+    rate_since: float = 0.0
     level: float = 0.0
     """At ``at``; below zero when callers have reserved what is still to come."""
     at: float = 0.0
@@ -162,8 +171,10 @@ class _Bucket:
         (when ``sent`` had reached ``sent_mark``, that request included)."""
         if limit is None or remaining is None or limit <= 0:
             return
-        if limit != self.capacity:
-            self.rate = None  # new limits (another tier, another window): learn them again
+        if limit != self.capacity or now - self.rate_since > RELEARN_EVERY:
+            # New limits (another tier, another window), or time to drop an estimate that a
+            # coarsely rounded reset may have pushed too low: learn the rate again.
+            self.rate, self.rate_since = None, now
         if reset is not None and reset > 0 and remaining < limit:
             # ``remaining`` is rounded down, so this is an upper bound of the refill rate; the
             # lowest seen is the closest (an estimate too high would send calls into 429s).

@@ -178,6 +178,8 @@ async def claim_due_summaries(
                 SUMMARIZE_TASK,
                 [summary_job(c.summary_id, c.group_id, c.due_at + grace) for c in claims],
             )
+    if queue is not None and len(claims) >= jobs.BULK_DEFER:
+        await jobs.refresh_queue_statistics(database)
     for outcome, _, group_id, _ in rows:
         if outcome == "missed":
             log.warning(
