@@ -369,14 +369,15 @@ def check_for_production(settings: Settings) -> None:
 
 
 def describe_invalid(error: ValidationError) -> str:
-    """What is wrong, by environment variable, without repeating the values (maybe secrets)."""
+    """A settings validation error as ``NAME: what is wrong``, one line per variable. The values
+    are never repeated: a key pasted into the wrong variable is still a secret."""
     lines = []
     for problem in error.errors():
         name = "_".join(str(part) for part in problem["loc"]).upper() or "settings"
         message = str(problem["msg"]).removeprefix("Value error, ")
-        lines.append(f"  - {name}: {message}")
-    listing = "\n".join(lines)
-    return f"invalid configuration (environment or .env):\n{listing}"
+        lines.append(f"configuration error: {name}: {message}")
+    lines.append("fix it in the environment or in .env (README.md, section Configuration)")
+    return "\n".join(lines)
 
 
 @lru_cache(maxsize=1)

@@ -64,9 +64,9 @@ async def test_invalid_variables_are_named_with_what_is_wrong(database_url: str)
             DATABASE_URL=database_url,
         ),
     )
-    assert_said_plainly(port, "PORT='abc'", "valid integer", ".env")
-    assert_said_plainly(level, "LOG_LEVEL='verbose'", "'INFO'")
-    assert_said_plainly(zone, "DEFAULT_TIMEZONE='Mars/Olympus'", "unknown IANA time zone")
+    assert_said_plainly(port, "PORT: ", "valid integer", ".env")
+    assert_said_plainly(level, "LOG_LEVEL: ", "'INFO'")
+    assert_said_plainly(zone, "DEFAULT_TIMEZONE: ", "unknown IANA time zone")
     assert "a-secret-that-must-not-be-shown" not in zone.stderr
 
 

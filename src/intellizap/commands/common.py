@@ -9,13 +9,11 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, NoReturn, TypeVar
 
 import typer
-from pydantic import ValidationError
 
 from intellizap.commands.preflight import (
     PreflightError,
     check_connection,
     check_schema,
-    settings_problem,
 )
 from intellizap.db.embedded import start_database
 from intellizap.db.engine import Database, DatabaseUnavailable
@@ -53,8 +51,8 @@ def load_settings(*, service: bool = False) -> Settings:
     """
     try:
         settings = get_settings()
-    except ValidationError as exc:
-        fail(settings_problem(exc), MISCONFIGURED)
+    except ConfigurationError as exc:
+        fail(str(exc), MISCONFIGURED)
     level = settings.log_level
     if not service and level != "DEBUG" and logging.getLevelName(level) < logging.WARNING:
         level = "WARNING"

@@ -8,7 +8,6 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 import psycopg
-from pydantic import ValidationError
 
 from intellizap.db import migrate as migrations
 from intellizap.db.engine import libpq_url, sqlalchemy_url
@@ -18,23 +17,6 @@ from intellizap.settings import Settings
 
 class PreflightError(RuntimeError):
     """The command cannot run; the message says what to change. Exit status 2."""
-
-
-def settings_problem(error: ValidationError) -> str:
-    """A settings validation error as ``NAME='value': what is wrong``, one line per variable,
-    never repeating the value of a secret."""
-    lines = []
-    for problem in error.errors():
-        field = str(problem["loc"][0]) if problem["loc"] else "?"
-        name = field.upper()
-        message = str(problem["msg"]).removeprefix("Value error, ")
-        info = Settings.model_fields.get(field)
-        secret = info is not None and "SecretStr" in str(info.annotation)
-        value = problem.get("input")
-        shown = "" if secret or not isinstance(value, str | int | float) else f"={value!r}"
-        lines.append(f"configuration error: {name}{shown}: {message}")
-    lines.append("fix it in the environment or in .env (README.md, section Configuration)")
-    return "\n".join(lines)
 
 
 def _where(url: str) -> str:
