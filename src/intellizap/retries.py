@@ -100,13 +100,28 @@ class Backoff(BaseRetryStrategy):
             return now + timedelta(seconds=self.wait(exception, job)) > deadline
         return job.attempts + 1 >= self.max_attempts
 
+    def decide(self, exception: BaseException, job: Job) -> RetryDecision | None:
+        """When to run ``job`` again after ``exception``, or None when it fails for good. Pure:
+        the worker's metrics ask it too, without logging the decision a second time."""
+        if _permanent(exception) or self.gives_up(exception, job):
+            return None
+        return RetryDecision(retry_in={"milliseconds": int(self.wait(exception, job) * 1000)})
+
     def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
-        if _permanent(exception):
+        decision = self.decide(exception, job)
+        if decision is not None:
+            log.info(
+                "job will be retried",
+                task=job.task_name,
+                job_id=job.id,
+                in_seconds=round(self.wait(exception, job), 1),
+                reason=str(exception),
+            )
+        elif _permanent(exception):
             log.error(
                 "job failed permanently", task=job.task_name, job_id=job.id, reason=str(exception)
             )
-            return None
-        if self.gives_up(exception, job):
+        else:
             log.error(
                 "job failed: no attempt left before its deadline or attempt limit",
                 task=job.task_name,
@@ -114,16 +129,7 @@ class Backoff(BaseRetryStrategy):
                 attempts=job.attempts + 1,
                 reason=str(exception),
             )
-            return None
-        wait = self.wait(exception, job)
-        log.info(
-            "job will be retried",
-            task=job.task_name,
-            job_id=job.id,
-            in_seconds=round(wait, 1),
-            reason=str(exception),
-        )
-        return RetryDecision(retry_in={"milliseconds": int(wait * 1000)})
+        return decision
 
 
 #: What the user is told when a job gives up: a text, or a function of the exception.

@@ -239,7 +239,10 @@ async def test_invalid_tenant_key_is_a_recorded_permanent_failure(
     await post(service, voice_note_webhook())
 
     async def failed() -> bool:
-        return (await stored_text(clean_database))[1] is not None
+        # The reason is recorded before the job's failure is persisted: wait for both.
+        return (await stored_text(clean_database))[1] is not None and await count(
+            clean_database, "SELECT count(*) FROM procrastinate_jobs WHERE status = 'failed'"
+        ) == 1
 
     await wait_until(failed, within=20)
     assert await stored_text(clean_database) == (
@@ -374,7 +377,10 @@ async def test_a_refused_platform_key_is_not_blamed_on_the_customer(
     await post(service, voice_note_webhook())
 
     async def failed() -> bool:
-        return (await stored_text(clean_database))[1] is not None
+        # The reason is recorded before the job's failure is persisted: wait for both.
+        return (await stored_text(clean_database))[1] is not None and await count(
+            clean_database, "SELECT count(*) FROM procrastinate_jobs WHERE status = 'failed'"
+        ) == 1
 
     await wait_until(failed, within=20)
     reason = (await stored_text(clean_database))[1]

@@ -29,6 +29,7 @@ from procrastinate.worker import Worker
 from prometheus_client import Counter, Histogram
 
 from intellizap.observability.summaries import SUMMARIES
+from intellizap.retries import Backoff
 
 _log = structlog.stdlib.get_logger(__name__)
 
@@ -129,13 +130,14 @@ def _outcome(exc: BaseException, context: procrastinate.JobContext, worker: Work
     if isinstance(exc, asyncio.CancelledError | JobAborted):
         return "interrupted"
     task = worker.app.tasks.get(context.job.task_name)
-    if (
-        isinstance(exc, Exception)
-        and task is not None
-        and task.get_retry_exception(exception=exc, job=context.job) is not None
-    ):
-        return "retry"
-    return "failed"
+    if not isinstance(exc, Exception) or task is None:
+        return "failed"
+    strategy = task.retry_strategy
+    if isinstance(strategy, Backoff):  # asked without logging its decision a second time
+        retried = strategy.decide(exc, context.job) is not None
+    else:
+        retried = task.get_retry_exception(exception=exc, job=context.job) is not None
+    return "retry" if retried else "failed"
 
 
 async def observe_job(
