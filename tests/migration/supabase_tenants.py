@@ -16,6 +16,33 @@ from psycopg.types.json import Jsonb
 
 from .conftest import MigrationDatabase, api_request
 
+#: What a signed-in customer may do with their own rows (docs/security.md). Everything else —
+#: insert, delete, other columns, other tables — is refused.
+READABLE = ("usuarios", "grupos", "mensagens", "resumos", "uso_tokens", "resumos_dono")
+WRITABLE_COLUMNS = {
+    "usuarios": {
+        "horaResumo",
+        "fuso_horario",
+        "transcricao_ativa",
+        "key-openai",
+        "resumo_membros",
+        "idioma",
+        "mencoes_ativas",
+        "resumo_diario_dono",
+        "numero_dono",
+    },
+    "grupos": {
+        "ativo",
+        "resumo_ativo",
+        "transcricao_ativa",
+        "nome",
+        "resumo_destino",
+        "idioma",
+        "instrucoes_resumo",
+        "resumo_semanal_dia",
+        "resumo_semanal_hora",
+    },
+}
 AUTH_A = uuid.UUID("a0000000-0000-4000-8000-00000000000a")
 AUTH_B = uuid.UUID("b0000000-0000-4000-8000-00000000000b")
 
@@ -28,6 +55,7 @@ class Tenant:
     messages: frozenset[uuid.UUID]
     summary: uuid.UUID
     usage: int
+    digest: uuid.UUID
 
     def rows(self, table: str) -> set[Any]:
         return {
@@ -36,6 +64,7 @@ class Tenant:
             "mensagens": set(self.messages),
             "resumos": {self.summary},
             "uso_tokens": {self.usage},
+            "resumos_dono": {self.digest},
         }[table]
 
 
@@ -88,6 +117,12 @@ def insert_tenant(conn: psycopg.Connection[Any], auth_id: uuid.UUID, label: str)
         " VALUES (%s, 'resumo', 'gpt-4o-mini', 'plataforma', 100, %s) RETURNING id",
         (user, summary),
     )
+    digest = one(
+        conn,
+        "INSERT INTO resumos_dono (usuario_id, data_referencia, conteudo, status)"
+        " VALUES (%s, current_date, %s, 'enviado') RETURNING id",
+        (user, f"digest of {label}"),
+    )
     conn.execute(
         "INSERT INTO alteracoes_pendentes (grupo_id, id_externo, mensagem) VALUES (%s, %s, 'x')",
         (group, f"{label}-early-edit"),
@@ -100,7 +135,7 @@ def insert_tenant(conn: psycopg.Connection[Any], auth_id: uuid.UUID, label: str)
         "INSERT INTO mensagens_enviadas (id_externo, usuario_id) VALUES (%s, %s)",
         (f"{label}-sent", user),
     )
-    return Tenant(auth_id, user, group, messages, summary, usage)
+    return Tenant(auth_id, user, group, messages, summary, usage, digest)
 
 
 def populate(database: MigrationDatabase) -> Supabase:

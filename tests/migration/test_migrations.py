@@ -20,7 +20,7 @@ from .conftest import MigrationDatabase, api_request
 NewDatabase = Callable[..., MigrationDatabase]
 
 OUR_TABLES = ("usuarios", "grupos", "mensagens", "resumos", "uso_tokens", "alteracoes_pendentes")
-PER_USER_TABLES = ("usuarios", "grupos", "mensagens", "resumos", "uso_tokens")
+PER_USER_TABLES = ("usuarios", "grupos", "mensagens", "resumos", "uso_tokens", "resumos_dono")
 #: One policy per command (migration 0007): read everywhere, update where preferences live.
 EXPECTED_POLICIES = sorted(
     [(table, "intellizap_select") for table in PER_USER_TABLES]

@@ -18,15 +18,17 @@ from psycopg.types.json import Jsonb
 from intellizap.db import migrate
 
 from .conftest import api_request, create_database
-from .supabase_tenants import Supabase, attempt, columns_of, one, populate, tables_in_public
+from .supabase_tenants import (
+    READABLE,
+    WRITABLE_COLUMNS,
+    Supabase,
+    attempt,
+    columns_of,
+    one,
+    populate,
+    tables_in_public,
+)
 
-#: What a signed-in customer may do with their own rows (docs/security.md). Everything else —
-#: insert, delete, other columns, other tables — is refused.
-READABLE = ("usuarios", "grupos", "mensagens", "resumos", "uso_tokens")
-WRITABLE_COLUMNS = {
-    "usuarios": {"horaResumo", "fuso_horario", "transcricao_ativa", "key-openai", "resumo_membros"},
-    "grupos": {"ativo", "resumo_ativo", "transcricao_ativa", "nome"},
-}
 INTERNAL = (
     "alteracoes_pendentes",
     "audios_pendentes",
@@ -130,6 +132,14 @@ def insert_statements(s: Supabase) -> dict[str, list[tuple[str, tuple[Any, ...]]
             (
                 "INSERT INTO uso_tokens (usuario_id, tipo, modelo, chave, tokens_entrada)"
                 " VALUES (%s, 'resumo', 'gpt-4o-mini', 'plataforma', -1000000)",
+                (owner,),
+            )
+            for owner in (a.user, b.user)
+        ],
+        "resumos_dono": [
+            (
+                "INSERT INTO resumos_dono (usuario_id, data_referencia, conteudo)"
+                " VALUES (%s, current_date + 1, 'forged')",
                 (owner,),
             )
             for owner in (a.user, b.user)

@@ -15,24 +15,27 @@ from intellizap.db import migrate
 from intellizap.db.migrations.row_security import lock_down_functions_sql, lock_down_sql
 
 from .conftest import MigrationDatabase, api_request, create_database
-from .supabase_tenants import AUTH_A, AUTH_B, Supabase, attempt, one, populate
+from .supabase_tenants import (
+    AUTH_A,
+    AUTH_B,
+    READABLE,
+    WRITABLE_COLUMNS,
+    Supabase,
+    attempt,
+    one,
+    populate,
+)
 
 API_ROLES = ("anon", "authenticated")
-READABLE_TABLES = ("usuarios", "grupos", "mensagens", "resumos", "uso_tokens")
-USER_PREFERENCES = (
-    "horaResumo",
-    "fuso_horario",
-    "transcricao_ativa",
-    "key-openai",
-    "resumo_membros",
-)
-GROUP_FLAGS = ("ativo", "resumo_ativo", "transcricao_ativa", "nome")
 #: Exactly the privileges the API roles hold after the migrations (docs/security.md):
 #: (grantee, object, privilege); a column privilege is "table.column".
 EXPECTED_PRIVILEGES = {
-    *(("authenticated", table, "SELECT") for table in READABLE_TABLES),
-    *(("authenticated", f"usuarios.{column}", "UPDATE") for column in USER_PREFERENCES),
-    *(("authenticated", f"grupos.{column}", "UPDATE") for column in GROUP_FLAGS),
+    *(("authenticated", table, "SELECT") for table in READABLE),
+    *(
+        ("authenticated", f"{table}.{column}", "UPDATE")
+        for table, columns in WRITABLE_COLUMNS.items()
+        for column in columns
+    ),
 }
 
 # Every privilege PUBLIC, anon or authenticated holds on a table, column, sequence or function of
@@ -217,7 +220,7 @@ def test_the_backend_as_table_owner_still_reads_and_writes_everything(
         ).fetchone() == (False, False)
         counts = {
             table: one(conn, f"SELECT count(*) FROM {table}")  # noqa: S608
-            for table in (*READABLE_TABLES, "alteracoes_pendentes", "procrastinate_jobs")
+            for table in (*READABLE, "alteracoes_pendentes", "procrastinate_jobs")
         }
         assert counts == {
             "usuarios": 2,
@@ -225,6 +228,7 @@ def test_the_backend_as_table_owner_still_reads_and_writes_everything(
             "mensagens": 4,
             "resumos": 2,
             "uso_tokens": 2,
+            "resumos_dono": 2,
             "alteracoes_pendentes": 2,
             "procrastinate_jobs": 1,
         }
@@ -293,7 +297,7 @@ def test_migrating_again_and_replaying_keeps_exactly_the_matrix(fresh_supabase: 
             " ORDER BY 1, 2"
         ).fetchall()
     assert policies == sorted(
-        [(t, "intellizap_select", "SELECT") for t in READABLE_TABLES]
+        [(t, "intellizap_select", "SELECT") for t in READABLE]
         + [(t, "intellizap_update", "UPDATE") for t in ("grupos", "usuarios")]
     )
     assert attempt(fresh_supabase, "UPDATE usuarios SET tokens_mes = NULL") == "denied"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from datetime import time as dt_time
 
 from sqlalchemy import (
     BigInteger,
@@ -17,8 +18,10 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    SmallInteger,
     String,
     Text,
+    Time,
     Uuid,
     func,
     text,
@@ -58,6 +61,14 @@ class Tenant(Base):
     members_can_summarize: Mapped[bool] = mapped_column(
         "resumo_membros", Boolean, server_default="false"
     )
+    language: Mapped[str | None] = mapped_column("idioma", String)
+    mentions_enabled: Mapped[bool] = mapped_column(
+        "mencoes_ativas", Boolean, server_default="false"
+    )
+    owner_digest_enabled: Mapped[bool] = mapped_column(
+        "resumo_diario_dono", Boolean, server_default="false"
+    )
+    owner_number: Mapped[str | None] = mapped_column("numero_dono", String)
     created_at: Mapped[datetime] = _created_at()
 
 
@@ -75,6 +86,13 @@ class Group(Base):
     summary_enabled: Mapped[bool | None] = mapped_column("resumo_ativo", Boolean)
     transcription_enabled: Mapped[bool | None] = mapped_column("transcricao_ativa", Boolean)
     name: Mapped[str | None] = mapped_column("nome", String)
+    summary_destination: Mapped[str] = mapped_column(
+        "resumo_destino", String, server_default="grupo"
+    )
+    language: Mapped[str | None] = mapped_column("idioma", String)
+    summary_instructions: Mapped[str | None] = mapped_column("instrucoes_resumo", Text)
+    weekly_recap_day: Mapped[int | None] = mapped_column("resumo_semanal_dia", SmallInteger)
+    weekly_recap_time: Mapped[dt_time | None] = mapped_column("resumo_semanal_hora", Time)
     created_at: Mapped[datetime] = _created_at()
 
 
@@ -156,6 +174,25 @@ class Summary(Base):
     local_day: Mapped[date | None] = mapped_column("data_referencia", Date)
     tokens_used: Mapped[int | None] = mapped_column("tokens_usados", Integer)
     error: Mapped[str | None] = mapped_column("erro", Text)
+    created_at: Mapped[datetime] = _created_at()
+
+
+class OwnerDigest(Base):
+    """The owner's daily digest across their groups, built from the day's summaries."""
+
+    __tablename__ = "resumos_dono"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        "usuario_id", Uuid, ForeignKey("usuarios.id", ondelete="CASCADE")
+    )
+    local_day: Mapped[date] = mapped_column("data_referencia", Date)
+    status: Mapped[str] = mapped_column(String)  # the status_resumo enum, as in ``resumos``
+    content: Mapped[str | None] = mapped_column("conteudo", Text)
+    group_count: Mapped[int | None] = mapped_column("total_grupos", Integer)
+    tokens_used: Mapped[int | None] = mapped_column("tokens_usados", Integer)
+    error: Mapped[str | None] = mapped_column("erro", Text)
+    sent_at: Mapped[datetime | None] = mapped_column("data_envio", DateTime(timezone=True))
     created_at: Mapped[datetime] = _created_at()
 
 
