@@ -93,6 +93,13 @@ class SentText:
     at: float
     body: dict[str, Any]
 
+    @property
+    def mentioned(self) -> list[str]:
+        """The numbers the send asked WhatsApp to notify (v2 ``mentioned``, v1
+        ``options.mentions.mentioned``)."""
+        v1 = (self.body.get("options") or {}).get("mentions") or {}
+        return list(self.body.get("mentioned") or v1.get("mentioned") or [])
+
 
 @dataclass(frozen=True)
 class _AfterSend:
@@ -231,6 +238,11 @@ class FakeEvolution(WebhookEndpoints, SendWitnesses, FakeServer):
             return error(400, ['instance requires property "number"'])
         if not isinstance(text, str) or not text.strip():
             return error(400, ["Text is required"])
+        mentioned = body.get("mentioned", (options.get("mentions") or {}).get("mentioned", []))
+        if not isinstance(mentioned, list) or not all(
+            isinstance(n, str) and n.isdigit() for n in mentioned
+        ):
+            return error(400, ['instance.mentioned[0] does not match pattern "^\\d+"'])
         instance = request.path_params["instance"]
         with self.lock:
             after = self._after_send.pop(0) if self._after_send else None
@@ -266,7 +278,7 @@ class FakeEvolution(WebhookEndpoints, SendWitnesses, FakeServer):
             "status": "PENDING",
             "message": content,
             "contextInfo": {
-                "mentionedJid": [],
+                "mentionedJid": [f"{n}@s.whatsapp.net" for n in mentioned],
                 "groupMentions": [],
                 "ephemeralSettingTimestamp": {"low": now - 172800, "high": 0, "unsigned": False},
                 "disappearingMode": {"initiator": 0},

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -117,9 +118,11 @@ class EvolutionClient:
         number: str,
         text: str,
         quote: Quote | None = None,
+        mentioned: Sequence[str] = (),
         token: str | None = None,
     ) -> str | None:
         """Send ``text`` to ``number`` (a phone number or a group JID); return the new message id.
+        ``mentioned``: numbers WhatsApp notifies (the text writes each as ``@<number>``).
 
         Raises :class:`DeliveryUnknown` when the message may have gone out without an answer
         saying so; every other error means it did not go out."""
@@ -129,11 +132,15 @@ class EvolutionClient:
             options: dict[str, Any] = {"delay": 0, "presence": "composing", "linkPreview": False}
             if quoted:
                 options["quoted"] = quoted
+            if mentioned:
+                options["mentions"] = {"everyOne": False, "mentioned": list(mentioned)}
             body = {"number": number, "options": options, "textMessage": {"text": text}}
         else:
             body = {"number": number, "text": text, "linkPreview": False}
             if quoted:
                 body["quoted"] = quoted
+            if mentioned:
+                body["mentioned"] = list(mentioned)
         response = await self._request(
             "POST", f"/message/sendText/{_path(instance)}", token, json=body, acts=True
         )

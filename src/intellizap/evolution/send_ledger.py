@@ -76,6 +76,8 @@ class Send:
     error: str | None
     now: datetime
     """The database's clock when the row was read (every time here is on that clock)."""
+    mentions: list[str] = field(default_factory=list)
+    """The numbers this part mentions (WhatsApp notifies them)."""
     earlier_part_failed: bool = False
     """A part before this one failed for good (then this one is not sent: a summary missing its
     beginning would mislead)."""
@@ -119,11 +121,15 @@ _RECORD = sql(
     """
     WITH inserted AS (
         INSERT INTO envios (chave, usuario_id, lote, parte, partes, numero, destino_jid, texto,
-                            texto_hash, citacao, ao_concluir)
+                            texto_hash, citacao, ao_concluir, mencoes)
         SELECT format('%s:%s', CAST(:batch AS text), p.n - 1), CAST(:tenant_id AS uuid),
                CAST(:batch AS text), p.n - 1, CAST(:parts AS integer), CAST(:number AS text),
                CAST(:chat_jid AS text), p.texto, p.hash,
-               CASE WHEN p.n = 1 THEN CAST(:quote AS jsonb) END, CAST(:on_done AS jsonb)
+               CASE WHEN p.n = 1 THEN CAST(:quote AS jsonb) END, CAST(:on_done AS jsonb),
+               NULLIF(ARRAY(
+                   SELECT jsonb_array_elements_text(
+                       CAST(:mentions AS jsonb) -> CAST(p.n - 1 AS integer))
+               ), '{}')
         FROM unnest(CAST(:texts AS text[]), CAST(:hashes AS text[])) WITH ORDINALITY
             AS p (texto, hash, n)
         ON CONFLICT (chave) DO NOTHING
@@ -147,9 +153,11 @@ async def record(
     parts: list[str],
     quote: dict[str, Any] | None,
     on_done: Completion | None,
+    mentions: list[list[str]] | None = None,
 ) -> list[int]:
     """Record the parts of one message (``key``); returns their row ids, in order. Recording
-    the same ``key`` again changes nothing: it is one message, sent once."""
+    the same ``key`` again changes nothing: it is one message, sent once. ``mentions``: per
+    part, the numbers it mentions."""
     if not parts:
         return []
     params = {
@@ -161,6 +169,7 @@ async def record(
         "texts": [part.replace("\x00", "") for part in parts],
         "hashes": [fingerprint(part) for part in parts],
         "quote": orjson.dumps(quote).decode() if quote else None,
+        "mentions": orjson.dumps(mentions or [[] for _ in parts]).decode(),
         "on_done": (
             orjson.dumps({"task": on_done.task, "args": on_done.args}).decode() if on_done else None
         ),
@@ -174,7 +183,7 @@ async def record(
 
 _COLUMNS = """
     id, usuario_id, lote, parte, partes, numero, destino_jid, texto, texto_hash, citacao,
-    ao_concluir, status, tentativas, postado_em, id_externo, erro, now()
+    ao_concluir, status, tentativas, postado_em, id_externo, erro, now(), mencoes
 """
 # One round trip for a send job's usual run: the row, whether an earlier part failed, when the
 # instance may send next, the tenant's instance — and, when all allow it, the attempt begun
@@ -213,7 +222,7 @@ _LOAD = sql(
     )
     SELECT e.id, e.usuario_id, e.lote, e.parte, e.partes, e.numero, e.destino_jid, e.texto,
            e.texto_hash, e.citacao, e.ao_concluir, e.status, e.tentativas, e.postado_em,
-           e.id_externo, e.erro, now(), state.earlier_failed, state.busy_until,
+           e.id_externo, e.erro, now(), e.mencoes, state.earlier_failed, state.busy_until,
            (SELECT postado_em FROM began), u.instancia, u.evolution_token
     FROM envios e JOIN state ON state.id = e.id JOIN usuarios u ON u.id = e.usuario_id
     """
@@ -240,15 +249,16 @@ def _send(row: Any) -> Send:
         message_id=row[14],
         error=row[15],
         now=row[16],
+        mentions=list(row[17] or ()),
         **(
             {
-                "earlier_part_failed": bool(row[17]),
-                "busy_until": row[18],
-                "began_at": row[19],
-                "instance": row[20] or None,
-                "token": row[21] or None,
+                "earlier_part_failed": bool(row[18]),
+                "busy_until": row[19],
+                "began_at": row[20],
+                "instance": row[21] or None,
+                "token": row[22] or None,
             }
-            if len(row) > 17
+            if len(row) > 18
             else {}
         ),
     )

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -102,10 +103,13 @@ async def queue_text(
     key: str,
     quote: Quote | None = None,
     on_done: Completion | None = None,
+    mentions: Sequence[str] = (),
 ) -> int:
     """Send ``text`` to ``number`` (the quote goes on the first part); returns the number of
     parts. ``key`` names the message: queueing the same key again (a re-run after a crash) sends
-    nothing twice. ``on_done`` is deferred once every part is sent or one failed for good."""
+    nothing twice. ``on_done`` is deferred once every part is sent or one failed for good.
+    ``mentions``: numbers written as ``@<number>`` in ``text``; each part mentions those it
+    carries (WhatsApp notifies them; groups only)."""
     parts = split_text(text, max_chars)
     send_ids = await send_ledger.record(
         database,
@@ -115,6 +119,7 @@ async def queue_text(
         parts=parts,
         quote=_quote_args(quote) if quote else None,
         on_done=on_done,
+        mentions=[[n for n in mentions if f"@{n}" in part] for part in parts],
     )
     for send_id in send_ids:
         await jobs.defer(
@@ -262,6 +267,7 @@ async def _post(
             number=send.number,
             text=send.text,
             quote=Quote(**send.quote) if send.quote else None,
+            mentioned=send.mentions,
             token=send.token,
         )
     except DeliveryUnknown as exc:
