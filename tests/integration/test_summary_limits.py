@@ -20,6 +20,7 @@ from intellizap import jobs
 from intellizap.app import Roles
 from intellizap.db.engine import Database
 from intellizap.summaries.on_demand import request_on_demand
+from intellizap.summaries.preview import group_row
 from intellizap.summaries.scheduled import SUMMARIZE_TASK, claim_due_summaries, summary_job
 from intellizap.summaries.service import draft
 from intellizap.summaries.tasks import summarize_group
@@ -225,13 +226,8 @@ async def platform_tokens(database: Database) -> int:
 
 
 async def worst_case_tokens(database: Database, settings: Any, group: Any) -> int:
-    row = {
-        "id": uuid.uuid4(),
-        "group_id": group.id,
-        "nome": group.name,
-        "fuso_horario": ZONE,
-        "periodo_fim": None,
-    }
+    row = await group_row(database, group.id)
+    assert row is not None
     plan = await draft(database, settings, row, now=datetime.now(UTC))
     return plan.most_tokens
 

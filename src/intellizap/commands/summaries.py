@@ -32,6 +32,7 @@ def resumo(
     """Summarise a group since its last summary, like /resumo typed in the group."""
     from intellizap import jobs
     from intellizap.summaries.on_demand import request_on_demand
+    from intellizap.summaries.preview import group_row
     from intellizap.summaries.service import draft
 
     settings = load_settings()
@@ -45,14 +46,8 @@ def resumo(
                 f"(`intellizap grupos list {instance}` shows its groups)"
             )
         if dry_run:
-            row = {
-                "group_id": group.id,
-                "nome": group.name,
-                "tenant_id": group.tenant_id,
-                "fuso_horario": group.timezone,
-                "id": None,
-                "periodo_fim": None,
-            }
+            row = await group_row(database, group.id)
+            assert row is not None  # found just above
             plan = await draft(database, settings, row, now=datetime.now(UTC))
             for message in plan.messages:
                 typer.echo(f"--- {message['role']} ---\n{message['content']}")

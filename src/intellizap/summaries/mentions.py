@@ -43,6 +43,8 @@ def participants_by_name(people: Iterable[tuple[str | None, str | None]]) -> dic
     for name, number in people:
         if not name or not number:
             continue
+        if "@" in number and not number.endswith(("@s.whatsapp.net", "@c.us")):
+            continue  # a LID ("…@lid"): its digits are not a phone number WhatsApp can mention
         digits = number.split("@", 1)[0].split(":", 1)[0]
         key = _fold(" ".join(name.split()))
         if key and _PHONE.fullmatch(digits):

@@ -24,12 +24,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intellizap.db.engine import Database
-from intellizap.evolution.sending import queue_text
 from intellizap.llm import ApiKey, Completion, KeyOwner, Llm, choose_key
 from intellizap.logging import get_logger
 from intellizap.settings import Settings
 from intellizap.summaries.chunking import chunk_lines
 from intellizap.summaries.delivery import on_delivery
+from intellizap.summaries.destinations import Letter, NoOwnerNumber, deliver
+from intellizap.summaries.options import Options, Speaker, summary_options
 from intellizap.summaries.prompt import (
     build_merge_messages,
     build_partial_messages,
@@ -37,26 +38,36 @@ from intellizap.summaries.prompt import (
 )
 from intellizap.summaries.tokens import count_tokens
 from intellizap.summaries.transcript import ChatLine, render_transcript
+from intellizap.summaries.wording import DAILY, heading
 from intellizap.tenants import quota
 from intellizap.tenants.clock import tenant_zone
 
 log = get_logger(__name__)
 
+#: What writing a group's summary needs of its group (``g``) and account (``u``): identity, plan,
+#: key, zone and the summary options (``options.py``). The preview reads the same.
+GROUP_SETTINGS = """
+    g.id AS group_id, g.grupo_id_externo, g.nome, g.resumo_destino AS destination,
+    g.idioma AS group_language, g.instrucoes_resumo AS instructions,
+    u.id AS tenant_id, u.instancia, u.fuso_horario, u."key-openai" AS openai_key,
+    u.tokens_mes, u."dia-renovacao-tokens" AS renewal_day,
+    u.idioma AS account_language, u.mencoes_ativas AS mentions_enabled,
+    u.numero_dono AS owner_number
+"""
 _LOAD = text(
-    """
+    f"""
     SELECT r.id, r.status, r.conteudo, r.origem, r.periodo_inicio, r.periodo_fim, r.total_mensagens,
-           g.id AS group_id, g.grupo_id_externo, g.nome,
-           u.id AS tenant_id, u.instancia, u.fuso_horario, u."key-openai" AS openai_key,
-           u.tokens_mes, u."dia-renovacao-tokens" AS renewal_day
+           {GROUP_SETTINGS}
     FROM resumos r JOIN grupos g ON g.id = r.grupo_id
     JOIN usuarios u ON u.id = g.usuario_id AND u.id = r.usuario_id -- the account owning the group
     WHERE r.id = :id
-    """
+    """  # noqa: S608 - the f-string only inserts a constant column list
 )
 _LAST_SENT_END = text(
     """
     SELECT max(periodo_fim) FROM resumos
-    WHERE grupo_id = :group_id AND status = 'enviado' AND id <> :id
+    WHERE grupo_id = :group_id AND status = 'enviado' AND origem <> 'semanal'
+      AND id IS DISTINCT FROM CAST(:id AS uuid)  -- NULL: a preview, not a claimed summary
     """
 )
 # Deleted messages are left out, edits already carry their final text, voice notes their
@@ -98,6 +109,7 @@ class Draft:
     most_tokens: int
     """What every call together may spend at worst (prompts plus maximum outputs): reserved
     from the quota before the first call."""
+    options: Options
 
 
 @dataclass(slots=True)
@@ -149,15 +161,17 @@ async def _conversation(
 def _plan(settings: Settings, row: Any, conversation: _Conversation) -> Draft:
     zone = tenant_zone(row["fuso_horario"], settings.default_timezone)
     start, end = conversation.start, conversation.end
-    lines = render_transcript(
-        (
-            ChatLine(sent_at=r[0], author_name=r[1], author_number=r[2], kind=r[3], text=r[4])
-            for r in conversation.rows
-        ),
-        zone,
-    )
+    chat = [
+        ChatLine(sent_at=r[0], author_name=r[1], author_number=r[2], kind=r[3], text=r[4])
+        for r in conversation.rows
+    ]
+    lines = render_transcript(chat, zone)
+    options = summary_options(row, (Speaker(c.text, c.author_name, c.author_number) for c in chat))
+    style = options.style
     label = period_label(start, end, zone)
-    messages = build_summary_messages(group_name=row["nome"], period=label, lines=lines)
+    messages = build_summary_messages(
+        group_name=row["nome"], period=label, lines=lines, style=style
+    )
     tokens = _prompt_tokens(messages)
     output = settings.summary_max_output_tokens
     chunks, most = 1, tokens + output
@@ -166,10 +180,10 @@ def _plan(settings: Settings, row: Any, conversation: _Conversation) -> Draft:
         # Each partial call repeats the instructions around its chunk and may answer in full;
         # the merge reads every partial and answers once more.
         framing = _prompt_tokens(
-            build_summary_messages(group_name=row["nome"], period=label, lines=[])
+            build_summary_messages(group_name=row["nome"], period=label, lines=[], style=style)
         )
         most = tokens + chunks * framing + 2 * chunks * output + output
-    return Draft(start, end, lines, messages, tokens, chunks, most)
+    return Draft(start, end, lines, messages, tokens, chunks, most, options)
 
 
 def _prompt_tokens(messages: list[dict[str, str]]) -> int:
@@ -218,16 +232,22 @@ async def generate(
         return result
     label = period_label(plan.start, plan.end, zone)
     chunks = chunk_lines(plan.lines, _chunk_budget(settings))
+    style = plan.options.style
     partials = [
         await call(
             build_partial_messages(
-                group_name=row["nome"], period=label, part=n, parts=len(chunks), lines=chunk
+                group_name=row["nome"],
+                period=label,
+                part=n,
+                parts=len(chunks),
+                lines=chunk,
+                style=style,
             )
         )
         for n, chunk in enumerate(chunks, start=1)
     ]
     result.text = await call(
-        build_merge_messages(group_name=row["nome"], period=label, partials=partials)
+        build_merge_messages(group_name=row["nome"], period=label, partials=partials, style=style)
     )
     return result
 
@@ -244,15 +264,15 @@ async def summarize(
     conversation = None
     async with database.session() as session:  # one transaction to read all it needs
         row = (await session.execute(_LOAD, {"id": summary_id})).mappings().first()
-        if row is not None and row["status"] == "pendente" and not row["conteudo"]:
+        if row is not None and row["status"] == "pendente":
             conversation = await _conversation(session, settings, row, now=now)
-    if row is None or row["status"] != "pendente":
+    if row is None or conversation is None:
         return "skipped"
-    if conversation is None:
-        await _deliver(database, queue, settings, row, row["conteudo"])  # generated before a crash
-        return "resent"
     zone = tenant_zone(row["fuso_horario"], settings.default_timezone)
     plan = _plan(settings, row, conversation)
+    if row["conteudo"]:  # generated before a crash: the same text again, the ledger sends it once
+        await _deliver(database, queue, settings, row, plan, row["conteudo"])
+        return "resent"
     if len(plan.lines) < settings.summary_min_messages:
         reason = (
             f"apenas {len(plan.lines)} mensagens no período (mínimo {settings.summary_min_messages});"
@@ -312,7 +332,7 @@ async def summarize(
     except BaseException:
         await quota.release(database, reservation)
         raise
-    await _deliver(database, queue, settings, row, generated.text, start=plan.start, end=plan.end)
+    await _deliver(database, queue, settings, row, plan, generated.text)
     log.info(
         "summary generated",
         grupo_id=str(row["group_id"]),
@@ -328,30 +348,36 @@ async def _deliver(
     queue: procrastinate.App,
     settings: Settings,
     row: Any,
+    plan: Draft,
     content: str,
-    *,
-    start: datetime | None = None,
-    end: datetime | None = None,
 ) -> None:
-    """Queue the summary's send; ``delivery.py`` marks it sent once the last part is confirmed.
-    A re-run after a crash queues the very same text (the period comes from the row), so the
-    send ledger recognises it and sends nothing twice."""
-    start = start or row["periodo_inicio"]
-    end = end or row["periodo_fim"]
-    heading = "📝 *Resumo do grupo*"
-    if start is not None and end is not None:
-        zone = tenant_zone(row["fuso_horario"], settings.default_timezone)
-        heading += f" ({period_label(start, end, zone)})"
-    await queue_text(
-        queue,
-        database,
-        tenant_id=row["tenant_id"],
-        number=row["grupo_id_externo"],
-        text=f"{heading}\n\n{content}",
-        max_chars=settings.send_max_chars,
-        key=f"summary:{row['id']}",
-        on_done=on_delivery(row["id"]),
+    """Queue the summary's send; ``delivery.py`` marks it sent once the primary send is
+    confirmed. A re-run after a crash queues the very same text (the period comes from the row),
+    so the send ledger recognises it and sends nothing twice."""
+    zone = tenant_zone(row["fuso_horario"], settings.default_timezone)
+    start = row["periodo_inicio"] or plan.start
+    end = row["periodo_fim"] or plan.end
+    period = period_label(start, end, zone)
+    language = plan.options.style.language
+    name = row["nome"] or row["grupo_id_externo"]
+    letter = Letter(
+        group_text=f"{heading(DAILY, language, period=period)}\n\n{content}",
+        owner_text=f"{heading(DAILY, language, group_name=name, period=period)}\n\n{content}",
+        participants=plan.options.participants,
     )
+    try:
+        await deliver(
+            queue,
+            database,
+            tenant_id=row["tenant_id"],
+            destination=plan.options.destination,
+            letter=letter,
+            max_chars=settings.send_max_chars,
+            key=f"summary:{row['id']}",
+            on_done=on_delivery(row["id"]),
+        )
+    except NoOwnerNumber as exc:
+        await fail(database, row["id"], str(exc))
 
 
 async def fail(database: Database, summary_id: uuid.UUID, reason: str) -> None:

@@ -183,7 +183,7 @@ _RESERVE = text(
 _RECORD_USAGE = text(
     """
     INSERT INTO uso_tokens (usuario_id, tipo, modelo, tokens_entrada, tokens_saida, chave, resumo_id)
-    VALUES (:tenant_id, 'resumo', :model, :input, :output, :key_owner, :summary_id)
+    VALUES (:tenant_id, :kind, :model, :input, :output, :key_owner, :summary_id)
     """
 )
 _SHRINK = text(
@@ -260,13 +260,15 @@ async def charge(
     *,
     key_owner: str,
     summary_id: uuid.UUID | None = None,
+    kind: str = "resumo",
 ) -> None:
-    """Record one call's real usage (``uso_tokens``) and take it off the reservation, in the
-    caller's transaction."""
+    """Record one call's real usage (``uso_tokens``, ``tipo`` = ``kind``) and take it off the
+    reservation, in the caller's transaction."""
     await session.execute(
         _RECORD_USAGE,
         {
             "tenant_id": reservation.tenant_id,
+            "kind": kind,
             "model": usage.model,
             "input": usage.input_tokens,
             "output": usage.output_tokens,

@@ -1,0 +1,134 @@
+"""A group's summary as it would be written now, with its settings or with settings the customer
+is trying out: ``intellizap resumo --dry-run`` shows the prompt; the frontend's preview
+(``POST /api/grupos/{id}/resumos/previa``) also makes the LLM calls and returns the text.
+
+A preview stores nothing and sends nothing. Its calls are metered and quota-checked like a
+summary's (reserved first, charged as they return, the rest given back): the preview *is* a call.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+
+from intellizap.db.engine import Database
+from intellizap.llm import Completion, KeyOwner, Llm, choose_key
+from intellizap.settings import Settings
+from intellizap.summaries.destinations import KINDS
+from intellizap.summaries.language import normalize_language
+from intellizap.summaries.prompt import MAX_INSTRUCTIONS_CHARS
+from intellizap.summaries.service import GROUP_SETTINGS, Draft, draft, generate
+from intellizap.tenants import quota
+from intellizap.tenants.clock import tenant_zone
+
+# The columns the service's _LOAD reads, for a summary not yet claimed (no resumos row).
+_GROUP = text(
+    f"""
+    SELECT NULL AS id, 'pendente' AS status, NULL AS conteudo, NULL AS origem,
+           NULL AS periodo_inicio, NULL AS periodo_fim, NULL AS total_mensagens,
+           {GROUP_SETTINGS}
+    FROM grupos g JOIN usuarios u ON u.id = g.usuario_id
+    WHERE g.id = :group_id
+    """  # noqa: S608 - the f-string only inserts a constant column list
+)
+
+
+class InvalidPreviewSettings(ValueError):
+    """A setting to try out that the group could not be saved with (the message says which)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Trial:
+    """Settings to try instead of the group's (None: the group's own)."""
+
+    language: str | None = None
+    instructions: str | None = None
+    destination: str | None = None
+    mentions: bool | None = None
+
+    def checked(self) -> Trial:
+        """These settings as the columns would hold them; raises
+        :class:`InvalidPreviewSettings` naming what to change."""
+        try:
+            language = normalize_language(self.language) if self.language is not None else None
+        except ValueError as exc:
+            raise InvalidPreviewSettings(f"idioma: {exc}") from None
+        if self.instructions is not None and len(self.instructions) > MAX_INSTRUCTIONS_CHARS:
+            raise InvalidPreviewSettings(
+                f"instrucoes_resumo: at most {MAX_INSTRUCTIONS_CHARS} characters "
+                f"({len(self.instructions)} given)"
+            )
+        if self.destination is not None and self.destination not in KINDS:
+            raise InvalidPreviewSettings(f"resumo_destino: one of {', '.join(KINDS)}")
+        return replace(self, language=language or self.language)
+
+
+async def group_row(
+    database: Database, group_id: uuid.UUID, trial: Trial | None = None
+) -> dict[str, Any] | None:
+    """The group's summary settings (with ``trial``'s instead, where given)."""
+    async with database.session() as session:
+        found = (await session.execute(_GROUP, {"group_id": group_id})).mappings().first()
+    if found is None:
+        return None
+    row = dict(found)
+    if trial is not None:
+        overrides = {
+            "group_language": trial.language,
+            "instructions": trial.instructions,
+            "destination": trial.destination,
+            "mentions_enabled": trial.mentions,
+        }
+        row.update({name: value for name, value in overrides.items() if value is not None})
+    return row
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    text: str
+    plan: Draft
+    input_tokens: int
+    output_tokens: int
+    calls: int
+
+
+async def preview(
+    database: Database,
+    llm: Llm,
+    settings: Settings,
+    row: dict[str, Any],
+    *,
+    now: datetime,
+) -> Preview:
+    """Write the summary ``row`` (from :func:`group_row`) would get now; store and send nothing.
+    Raises ``quota.QuotaRefused`` / ``QuotaBusy`` and ``LlmError`` like a summary's calls."""
+    plan = await draft(database, settings, row, now=now)
+    zone = tenant_zone(row["fuso_horario"], settings.default_timezone)
+    key = choose_key(row["openai_key"], settings.openai_api_key)
+    account = quota.Account(row["tenant_id"], row["tokens_mes"], row["renewal_day"], zone)
+    reservation = await quota.reserve(
+        database, account, plan.most_tokens, platform_key=key.owner is KeyOwner.PLATFORM, now=now
+    )
+
+    async def charge(completion: Completion) -> None:
+        usage = quota.Usage(completion.model, completion.input_tokens, completion.output_tokens)
+        async with database.session() as session:
+            await quota.charge(
+                session, reservation, usage, key_owner=key.owner.value, kind="previa"
+            )
+
+    try:
+        generated = await generate(llm, settings, key, row, plan, zone, charge)
+    finally:
+        await quota.release(database, reservation)
+    return Preview(
+        text=generated.text,
+        plan=plan,
+        input_tokens=sum(i for i, _ in generated.usage),
+        output_tokens=sum(o for _, o in generated.usage),
+        calls=len(generated.usage),
+    )
