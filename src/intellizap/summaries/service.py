@@ -266,8 +266,8 @@ async def summarize(
         row = (await session.execute(_LOAD, {"id": summary_id})).mappings().first()
         if row is not None and row["status"] == "pendente":
             conversation = await _conversation(session, settings, row, now=now)
-    if row is None or conversation is None:
-        return "skipped"
+    if row is None or conversation is None or row["origem"] == "semanal":
+        return "skipped"  # gone, done, or a weekly recap (``recap.py`` writes those)
     zone = tenant_zone(row["fuso_horario"], settings.default_timezone)
     plan = _plan(settings, row, conversation)
     if row["conteudo"]:  # generated before a crash: the same text again, the ledger sends it once
