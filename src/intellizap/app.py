@@ -41,6 +41,7 @@ from intellizap.ingest.flood import FloodGuard
 from intellizap.ingest.metrics import WEBHOOKS
 from intellizap.ingest.service import IngestService
 from intellizap.ingest.writer import MessageWriter
+from intellizap.llm import Llm
 from intellizap.logging import configure_logging, get_logger
 from intellizap.observability import server as metrics
 from intellizap.settings import Settings, check_for_production, get_settings
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
         webhook_auth = WebhookAuth(settings)
         app.state.worker = worker
         app.state.settings = settings
+        app.state.llm = Llm(settings.openai_base_url, max_wait=settings.llm_max_wait_seconds)
         app.state.database = database
         app.state.queue = queue
         app.state.directory = directory

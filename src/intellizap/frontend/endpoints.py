@@ -26,13 +26,37 @@ from intellizap.frontend.repository import (
     owned_group,
     owned_summary,
 )
-from intellizap.frontend.schemas import AccountUsage, GroupSyncOut, SummaryOut, UsageOut
+from intellizap.frontend.schemas import (
+    AccountUsage,
+    GroupSyncOut,
+    PreviewIn,
+    PreviewOut,
+    SummaryOut,
+    UsageOut,
+)
+from intellizap.llm import (
+    InvalidApiKey,
+    KeyOwner,
+    Llm,
+    LlmError,
+    LlmUnavailable,
+    OutOfCredit,
+    RateLimited,
+)
 from intellizap.logging import get_logger
 from intellizap.settings import Settings
+from intellizap.summaries.mentions import apply_mentions
 from intellizap.summaries.on_demand import on_demand_available_at, request_on_demand
+from intellizap.summaries.preview import (
+    InvalidPreviewSettings,
+    NothingToSummarize,
+    Trial,
+    group_row,
+    preview,
+)
 from intellizap.tenants.directory import TenantDirectory
 from intellizap.tenants.group_sync import request_group_sync
-from intellizap.tenants.quota import account_usage
+from intellizap.tenants.quota import QuotaBusy, QuotaRefused, account_usage
 
 log = get_logger(__name__)
 
@@ -188,3 +212,82 @@ async def sync_groups(caller: CurrentCaller, request: Request) -> GroupSyncOut:
     for account in caller.accounts:
         await request_group_sync(queue, account.id)
     return GroupSyncOut(instancias=[account.instance for account in caller.accounts])
+
+
+@router.post(
+    "/grupos/{grupo_id}/resumos/previa",
+    response_model=PreviewOut,
+    responses={
+        402: {"description": "The account's monthly token quota does not cover the preview"},
+        404: {"description": "No such group among the caller's accounts"},
+        409: {"description": "Too few messages since the last summary"},
+        422: {"description": "A setting to try is invalid, or the account's own key was refused"},
+        502: {"description": "The platform's AI provider refused the call"},
+        503: {"description": "The AI provider is busy or unavailable: retry later"},
+    },
+)
+async def preview_summary(
+    grupo_id: uuid.UUID, body: PreviewIn, caller: CurrentCaller, request: Request
+) -> PreviewOut:
+    """The summary the group would get now, with the settings in the body tried instead of its
+    saved ones (`idioma`, `instrucoes_resumo`, `resumo_destino`, `mencoes_ativas`). Nothing is
+    stored or sent; the LLM calls are metered and count against the account's quota."""
+    state = request.app.state
+    database: Database = state.database
+    group = await owned_group(database, caller.auth_id, grupo_id)
+    if group is None:
+        _refuse(404, "no group with this id in your accounts")
+    try:
+        trial = Trial(
+            language=body.idioma,
+            instructions=body.instrucoes_resumo,
+            destination=body.resumo_destino,
+            mentions=body.mencoes_ativas,
+        ).checked()
+    except InvalidPreviewSettings as exc:
+        _refuse(422, str(exc))
+    row = await group_row(database, group.id, trial)
+    assert row is not None  # owned just above
+    llm: Llm = state.llm
+    try:
+        result = await preview(database, llm, state.settings, row, now=datetime.now(UTC))
+    except NothingToSummarize as exc:
+        _refuse(409, str(exc))
+    except QuotaRefused:
+        _refuse(402, "the account's monthly token quota does not cover this preview")
+    except QuotaBusy:
+        _refuse(
+            503, "the account's quota is held by summaries being written", {"Retry-After": "30"}
+        )
+    except LlmError as exc:
+        _refuse_llm(exc)
+    options = result.plan.options
+    mentioned = apply_mentions(result.text, options.participants).numbers
+    log.info("summary preview written", grupo_id=str(group.id), chamadas=result.calls)
+    return PreviewOut(
+        conteudo=result.text,
+        idioma=options.style.language,
+        resumo_destino=options.destination.kind,
+        mencionados=mentioned if options.destination.in_group else [],
+        total_mensagens=len(result.plan.lines),
+        periodo_inicio=result.plan.start,
+        periodo_fim=result.plan.end,
+        chamadas=result.calls,
+        tokens_entrada=result.input_tokens,
+        tokens_saida=result.output_tokens,
+    )
+
+
+def _refuse_llm(exc: LlmError) -> NoReturn:
+    """An LLM failure as the frontend should show it: who has to act, and when to retry."""
+    if isinstance(exc, RateLimited | LlmUnavailable):
+        wait = max(1, math.ceil(getattr(exc, "retry_after", None) or 30))
+        _refuse(
+            503,
+            "the AI provider is busy or unavailable; try again later",
+            {"Retry-After": str(wait)},
+        )
+    if exc.owner is KeyOwner.OWN and isinstance(exc, InvalidApiKey | OutOfCredit):
+        _refuse(422, "the account's own OpenAI key was refused or has no credit: update it")
+    log.error("the platform's AI key cannot be used", error=type(exc).__name__)
+    _refuse(502, "the platform's AI provider refused the call; the operator has to fix it")

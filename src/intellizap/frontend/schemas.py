@@ -7,14 +7,14 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class SummaryOut(BaseModel):
     id: uuid.UUID
     grupo_id: uuid.UUID
     status: Literal["pendente", "enviado", "erro"]
-    origem: Literal["agendado", "sob_demanda"] | None
+    origem: Literal["agendado", "sob_demanda", "semanal"] | None
     conteudo: str | None
     total_mensagens: int | None
     tokens_usados: int | None
@@ -47,3 +47,31 @@ class UsageOut(BaseModel):
 class GroupSyncOut(BaseModel):
     instancias: list[str]
     """The instances whose group lists will be refreshed from Evolution."""
+
+
+class PreviewIn(BaseModel):
+    """Settings to try on the preview instead of the group's saved ones (omitted: the saved
+    value). Nothing is saved: the frontend writes the columns once the user is happy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    idioma: str | None = Field(default=None, max_length=16, examples=["en", "auto"])
+    instrucoes_resumo: str | None = Field(default=None, max_length=500)
+    resumo_destino: Literal["grupo", "dono", "ambos"] | None = None
+    mencoes_ativas: bool | None = None
+
+
+class PreviewOut(BaseModel):
+    conteudo: str
+    """The summary's text as the model wrote it (``@Nome`` where a person would be mentioned)."""
+    idioma: str
+    """The language it was written in (chosen, or detected from the chat)."""
+    resumo_destino: Literal["grupo", "dono", "ambos"]
+    mencionados: list[str]
+    """The numbers the group's message would notify (mentions on and sent to the group)."""
+    total_mensagens: int
+    periodo_inicio: datetime
+    periodo_fim: datetime
+    chamadas: int
+    tokens_entrada: int
+    tokens_saida: int

@@ -41,6 +41,16 @@ class InvalidPreviewSettings(ValueError):
     """A setting to try out that the group could not be saved with (the message says which)."""
 
 
+class NothingToSummarize(Exception):
+    """Too few messages since the last summary for one to be written."""
+
+    def __init__(self, count: int, minimum: int) -> None:
+        super().__init__(
+            f"{count} messages since the last summary; a summary needs at least {minimum}"
+        )
+        self.count = count
+
+
 @dataclass(frozen=True, slots=True)
 class Trial:
     """Settings to try instead of the group's (None: the group's own)."""
@@ -105,8 +115,11 @@ async def preview(
     now: datetime,
 ) -> Preview:
     """Write the summary ``row`` (from :func:`group_row`) would get now; store and send nothing.
-    Raises ``quota.QuotaRefused`` / ``QuotaBusy`` and ``LlmError`` like a summary's calls."""
+    Raises :class:`NothingToSummarize`, and ``quota.QuotaRefused`` / ``QuotaBusy`` and
+    ``LlmError`` like a summary's calls."""
     plan = await draft(database, settings, row, now=now)
+    if len(plan.lines) < max(1, settings.summary_min_messages):
+        raise NothingToSummarize(len(plan.lines), max(1, settings.summary_min_messages))
     zone = tenant_zone(row["fuso_horario"], settings.default_timezone)
     key = choose_key(row["openai_key"], settings.openai_api_key)
     account = quota.Account(row["tenant_id"], row["tokens_mes"], row["renewal_day"], zone)
