@@ -209,6 +209,17 @@ def test_only_unambiguous_participants_with_phone_numbers_are_mentionable() -> N
     }
 
 
+def test_lids_and_jids_are_told_apart() -> None:
+    people = participants_by_name(
+        [
+            ("Carla", "123456789012345@lid"),  # 15 digits, but a LID: not a phone number
+            ("Davi", "5511999990004@s.whatsapp.net"),
+            ("Eva", "5511999990005:12@s.whatsapp.net"),
+        ]
+    )
+    assert people == {"davi": "5511999990004", "eva": "5511999990005"}
+
+
 def test_names_of_participants_become_mentions_and_others_plain_text() -> None:
     result = apply_mentions(
         "• Orçamento — @Ana Paula, até sexta\n• @bruno e @Jose ligam; @Ana revisa; @Carlos; "
