@@ -267,6 +267,29 @@ def test_upgrade_on_a_legacy_database_keeps_every_row_and_value(
     assert legacy_rows(legacy_database.url) == before
 
 
+def test_existing_rows_get_the_summary_options_they_had_before_the_options_existed(
+    legacy_database: MigrationDatabase,
+) -> None:
+    migrate.upgrade(legacy_database.url)
+
+    with psycopg.connect(legacy_database.url) as conn:
+        groups = conn.execute(
+            "SELECT DISTINCT resumo_destino, idioma, instrucoes_resumo, resumo_semanal_dia,"
+            " resumo_semanal_hora FROM grupos"
+        ).fetchall()
+        accounts = conn.execute(
+            "SELECT idioma, mencoes_ativas, resumo_diario_dono, numero_dono FROM usuarios"
+        ).fetchall()
+        with pytest.raises(errors.CheckViolation):
+            conn.execute("UPDATE grupos SET resumo_destino = 'todos'")
+        conn.rollback()
+        with pytest.raises(errors.CheckViolation):
+            conn.execute("UPDATE usuarios SET numero_dono = '+55 11 98888-7777'")
+    # In the group, in the detected language, no instructions, no recap; no mentions, no digest.
+    assert groups == [("grupo", None, None, None, None)]
+    assert accounts == [(None, False, False, None)]
+
+
 def test_upgrade_on_a_legacy_database_keeps_the_original_column_types(
     legacy_database: MigrationDatabase,
 ) -> None:
