@@ -257,6 +257,7 @@ async def test_both_the_group_and_the_owner_get_it_once_each(
     await ask_for_summary(service)
 
     assert (await final_summary(clean_database))["status"] == "enviado"
+
     async def both_sent() -> bool:
         return len(evolution.sent) == 2
 

@@ -143,7 +143,8 @@ A conversa vem na mensagem do usuário, entre as linhas {DATA_START} e {DATA_END
 por linha no formato "HH:MM Nome: texto" (horário local do grupo, em ordem cronológica; " / " \
 separa linhas de uma mesma mensagem). Marcações: [áudio] é a transcrição de um áudio; \
 [imagem], [vídeo] e [documento] trazem a legenda ou o nome do arquivo, se houver; [enquete], \
-[localização] e [contato] indicam o que foi compartilhado; "…" indica mensagem cortada. \
+[localização], [contato], [convite], [evento], [chamada], [pagamento], [produto], [pedido] e \
+[botões] indicam o que foi compartilhado; "…" indica mensagem cortada. \
 Numa conversa longa, o bloco pode trazer um trecho dela ou anotações parciais já feitas.
 
 {SECURITY_RULE}

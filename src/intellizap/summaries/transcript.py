@@ -42,12 +42,36 @@ _TAGS: dict[str, str | None] = {
     "location": "[localização]",
     "contato": "[contato]",
     "contact": "[contato]",
+    # The shapes of docs/message-types.md beyond the common ones. A button or list reply is what
+    # the person answered: plain text, like anything they typed.
+    "resposta": None,
+    "interativa": "[botões]",
+    "convite": "[convite]",
+    "evento": "[evento]",
+    "chamada": "[chamada]",
+    "pagamento": "[pagamento]",
+    "produto": "[produto]",
+    "pedido": "[pedido]",
 }
 
 # Kinds shown by their tag alone when they carry no text (a photo without a caption still tells
 # the reader that something was shared). Stickers without text are noise and are dropped.
 _TAG_ALONE = frozenset(
-    {"[áudio]", "[imagem]", "[vídeo]", "[documento]", "[enquete]", "[localização]", "[contato]"}
+    {
+        "[áudio]",
+        "[imagem]",
+        "[vídeo]",
+        "[documento]",
+        "[enquete]",
+        "[localização]",
+        "[contato]",
+        "[convite]",
+        "[evento]",
+        "[chamada]",
+        "[pagamento]",
+        "[produto]",
+        "[pedido]",
+    }
 )
 
 # Line and paragraph separators: each becomes a visible " / " inside the single output line.
