@@ -167,3 +167,11 @@ async def wait_until(predicate: Any, within: float = 10.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+def assert_no_secret(error: BaseException, *secrets: str) -> None:
+    """``error`` (its message, repr and arguments) mentions none of ``secrets``."""
+    for secret in secrets:
+        assert secret not in str(error)
+        assert secret not in repr(error)
+        assert all(secret not in str(arg) for arg in error.args)

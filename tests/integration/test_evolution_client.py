@@ -1,20 +1,17 @@
-"""EvolutionClient against the fake Evolution API over real HTTP, and the LLM error translation
-through the real OpenAI SDK against the fake OpenAI API.
+"""EvolutionClient against the fake Evolution API over real HTTP.
 
 Request bodies are compared with the fixtures of reference.md §4 (tests/fixtures/evolution).
 """
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
-from intellizap.evolution.client import EvolutionClient, GroupMetadata, MediaFile, Quote
+from intellizap.evolution.client import EvolutionClient, Quote
 from intellizap.evolution.errors import (
     BadRequest,
     DeliveryUnknown,
@@ -24,18 +21,8 @@ from intellizap.evolution.errors import (
     NotAuthorized,
     NotOnWhatsApp,
 )
-from intellizap.llm import (
-    InvalidApiKey,
-    KeyOwner,
-    Llm,
-    LlmRejected,
-    LlmUnavailable,
-    RateLimited,
-    choose_key,
-)
-from tests.conftest import free_port, load_fixture
+from tests.conftest import assert_no_secret, free_port, load_fixture
 from tests.fakes.evolution import NOT_ON_WHATSAPP, FakeEvolution, not_on_whatsapp
-from tests.fakes.openai import FakeOpenAI
 
 GLOBAL_KEY = "evo-global-key-0123456789abcdef"
 TENANT_TOKEN = "evo-tenant-token-fedcba9876543210"
@@ -78,13 +65,6 @@ def reply_quote(**overrides: Any) -> Quote:
     }
     values.update(overrides)
     return Quote(**values)
-
-
-def assert_no_secret(error: BaseException, *secrets: str) -> None:
-    for secret in secrets:
-        assert secret not in str(error)
-        assert secret not in repr(error)
-        assert all(secret not in str(arg) for arg in error.args)
 
 
 # --- sendText ------------------------------------------------------------------------------------
@@ -211,6 +191,22 @@ async def test_instance_name_is_escaped_in_the_path(
 
     (sent,) = evo.sent
     assert sent.instance == "Loja Centro"
+
+
+async def test_mentions_go_in_each_versions_own_field(evo: FakeEvolution) -> None:
+    for version in (1, 2):
+        client = make_client(evo.url, api_version=version)
+        try:
+            await client.send_text(
+                INSTANCE, number=GROUP_JID, text=f"@{NUMBER} confirma?", mentioned=[NUMBER]
+            )
+        finally:
+            await client.aclose()
+    v1, v2 = evo.sent
+    assert v1.body["options"]["mentions"] == {"everyOne": False, "mentioned": [NUMBER]}
+    assert v2.body["mentioned"] == [NUMBER]
+    assert "mentionsEveryOne" not in v2.body
+    assert v1.mentioned == v2.mentioned == [NUMBER]
 
 
 # --- apikey header -------------------------------------------------------------------------------
@@ -441,267 +437,3 @@ async def test_every_error_is_an_evolution_error(
     evo.instances = {"other"}
     with pytest.raises(EvolutionError):
         await client.fetch_all_groups(INSTANCE)
-
-
-# --- media ---------------------------------------------------------------------------------------
-
-
-async def test_get_media_base64_sends_key_and_message(
-    evo: FakeEvolution, client: EvolutionClient
-) -> None:
-    data = b"OggS\x00\x02" + bytes(range(256)) * 4
-    evo.add_media("D4C3B2A1F0E9D8C7B6A5F4E3D2C1B0A9", data)
-    key = {"remoteJid": GROUP_JID, "fromMe": False, "id": "D4C3B2A1F0E9D8C7B6A5F4E3D2C1B0A9"}
-    message = {"audioMessage": {"mimetype": "audio/ogg; codecs=opus", "ptt": True, "seconds": 3}}
-
-    media = await client.get_media_base64(INSTANCE, key=key, message=message, token=TENANT_TOKEN)
-
-    (download,) = evo.downloads
-    assert download["body"] == {"message": {"key": key, "message": message}, "convertToMp4": False}
-    assert download["instance"] == INSTANCE
-    assert download["apikey"] == TENANT_TOKEN
-    # The documented minimal request is contained in what is sent.
-    fixture = load_fixture("rest.getBase64.v2.request.json")
-    assert set(download["body"]) == set(fixture)
-    assert download["body"]["convertToMp4"] is fixture["convertToMp4"]
-    assert media == MediaFile(
-        data_base64=base64.b64encode(data).decode(),
-        mimetype="audio/ogg; codecs=opus",
-        file_name="D4C3B2A1F0E9D8C7B6A5F4E3D2C1B0A9.oga",
-    )
-    assert base64.b64decode(media.data_base64) == data
-
-
-async def test_get_media_base64_of_unknown_media_is_bad_request(
-    evo: FakeEvolution, client: EvolutionClient
-) -> None:
-    with pytest.raises(BadRequest) as caught:
-        await client.get_media_base64(
-            INSTANCE, key={"id": "NOPE"}, message={"audioMessage": {}}, token=TENANT_TOKEN
-        )
-
-    assert "Message not found" in str(caught.value)
-    assert len(evo.downloads) == 1
-    assert_no_secret(caught.value, TENANT_TOKEN, GLOBAL_KEY)
-
-
-async def test_get_media_base64_without_base64_in_the_answer_is_bad_request(
-    evo: FakeEvolution, client: EvolutionClient
-) -> None:
-    evo.fail_next("/chat/getBase64FromMediaMessage/", 201, body={"mediaType": "audioMessage"})
-
-    with pytest.raises(BadRequest, match="no media"):
-        await client.get_media_base64(INSTANCE, key={"id": "X"}, message={})
-
-
-# --- groups --------------------------------------------------------------------------------------
-
-
-async def test_fetch_all_groups_without_participants(
-    evo: FakeEvolution, client: EvolutionClient
-) -> None:
-    groups = load_fixture("rest.fetchAllGroups.response.json")
-    evo.groups[INSTANCE] = [
-        *groups,
-        {"id": "120363400000000001@g.us", "subject": ""},
-        {"id": "5511988880001@s.whatsapp.net", "subject": "not a group"},
-        {"subject": "no id"},
-    ]
-
-    result = await client.fetch_all_groups(INSTANCE, token=TENANT_TOKEN)
-
-    assert result == [
-        GroupMetadata(jid="120363401234567890@g.us", subject="Equipe Vendas"),
-        GroupMetadata(jid="120363409876543210@g.us", subject="Clientes VIP"),
-        GroupMetadata(jid="120363400000000001@g.us", subject=None),
-    ]
-    (call,) = evo.group_calls
-    assert call["path"] == f"/group/fetchAllGroups/{INSTANCE}"
-    assert call["query"] == {"getParticipants": "false"}
-    assert call["apikey"] == TENANT_TOKEN
-
-
-async def test_fetch_all_groups_skips_items_that_are_not_groups(
-    evo: FakeEvolution, client: EvolutionClient
-) -> None:
-    evo.fail_next(
-        "/group/fetchAllGroups/",
-        200,
-        body=["garbage", 42, None, {"id": 7}, {"id": GROUP_JID, "subject": "Equipe Vendas"}],
-    )
-
-    result = await client.fetch_all_groups(INSTANCE)
-
-    assert result == [GroupMetadata(jid=GROUP_JID, subject="Equipe Vendas")]
-    (request,) = evo.requests_to("/group/fetchAllGroups/")
-    assert request.query == {"getParticipants": "false"}
-
-
-async def test_fetch_all_groups_with_the_default_groups(
-    evo: FakeEvolution, client: EvolutionClient
-) -> None:
-    result = await client.fetch_all_groups(INSTANCE)
-
-    assert [(g.jid, g.subject) for g in result] == [
-        (group["id"], group["subject"])
-        for group in load_fixture("rest.fetchAllGroups.response.json")
-    ]
-
-
-async def test_fetch_all_groups_that_is_not_a_list_is_bad_request(
-    evo: FakeEvolution, client: EvolutionClient
-) -> None:
-    evo.fail_next("/group/fetchAllGroups/", 200, body={"unexpected": True})
-
-    with pytest.raises(BadRequest, match="did not return a list"):
-        await client.fetch_all_groups(INSTANCE)
-
-
-async def test_find_group_info(evo: FakeEvolution, client: EvolutionClient) -> None:
-    group = await client.find_group_info(INSTANCE, "120363409876543210@g.us")
-
-    assert group == GroupMetadata(jid="120363409876543210@g.us", subject="Clientes VIP")
-    (call,) = evo.group_calls
-    assert call["path"] == f"/group/findGroupInfos/{INSTANCE}"
-    assert call["query"] == {"groupJid": "120363409876543210@g.us"}
-    assert call["apikey"] == GLOBAL_KEY
-
-
-async def test_find_group_info_of_an_unknown_group_is_bad_request(
-    evo: FakeEvolution, client: EvolutionClient
-) -> None:
-    with pytest.raises(BadRequest, match="item-not-found"):
-        await client.find_group_info(INSTANCE, "120363400000000099@g.us")
-
-
-# --- LLM error translation through the real OpenAI SDK -------------------------------------------
-
-OWN_KEY = "sk-tenant-own-key-0123456789abcdef"
-PLATFORM_KEY = "sk-platform-key-fedcba9876543210"
-
-
-@pytest.fixture
-def ai() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI.running() as fake:
-        fake.transcript = "  bom dia a todos  "
-        fake.completion = "Resumo."
-        yield fake
-
-
-@pytest.fixture
-async def llm(ai: FakeOpenAI) -> AsyncIterator[Llm]:
-    client = Llm(ai.url, timeout=10.0)
-    yield client
-    await client.aclose()
-
-
-MESSAGES = [{"role": "user", "content": "resuma"}]
-
-
-async def test_llm_calls_succeed_with_the_chosen_key(ai: FakeOpenAI, llm: Llm) -> None:
-    key = choose_key(OWN_KEY, None)
-
-    text = await llm.transcribe(key, audio=b"OggS-fake", filename="audio.ogg", model="whisper-1")
-    completion = await llm.complete(key, model="gpt-test", messages=MESSAGES, max_tokens=50)
-
-    assert text == "bom dia a todos"
-    assert completion.text == "Resumo."
-    assert completion.model == "gpt-test"
-    assert completion.input_tokens > 0
-    assert completion.output_tokens > 0
-    assert [t.api_key for t in ai.transcriptions] == [OWN_KEY]
-    assert [c.api_key for c in ai.completions] == [OWN_KEY]
-
-
-@pytest.mark.parametrize("owner", [KeyOwner.OWN, KeyOwner.PLATFORM])
-async def test_llm_invalid_key(ai: FakeOpenAI, llm: Llm, owner: KeyOwner) -> None:
-    key = (
-        choose_key(OWN_KEY, None)
-        if owner is KeyOwner.OWN
-        else choose_key(None, SecretStr(PLATFORM_KEY))
-    )
-    ai.invalid_keys = {key.secret}
-
-    with pytest.raises(InvalidApiKey) as on_transcribe:
-        await llm.transcribe(key, audio=b"x", filename="a.ogg", model="whisper-1")
-    with pytest.raises(InvalidApiKey) as on_complete:
-        await llm.complete(key, model="gpt-test", messages=MESSAGES, max_tokens=10)
-
-    for caught in (on_transcribe, on_complete):
-        assert caught.value.transient is False
-        assert "401" in str(caught.value)
-        assert_no_secret(caught.value, key.secret, key.secret[-4:] + ".")
-    assert len(ai.requests) == 2  # not retried by the SDK
-
-
-async def test_llm_rate_limited_beyond_the_wait_is_handed_back_with_retry_after(
-    ai: FakeOpenAI,
-) -> None:
-    """A 429 asking for longer than the call may wait (``max_wait``) gives the job back."""
-    llm = Llm(ai.url, timeout=10.0, max_wait=1.0)
-    key = choose_key(OWN_KEY, None)
-    ai.fail_next("/chat/completions", 429, retry_after=7)
-    try:
-        with pytest.raises(RateLimited) as caught:
-            await llm.complete(key, model="gpt-test", messages=MESSAGES, max_tokens=10)
-    finally:
-        await llm.aclose()
-
-    assert caught.value.retry_after is not None
-    assert caught.value.retry_after >= 7
-    assert caught.value.transient is True
-    assert len(ai.requests) == 1
-    assert_no_secret(caught.value, OWN_KEY)
-
-
-async def test_llm_rate_limited_without_retry_after_is_sent_again(ai: FakeOpenAI, llm: Llm) -> None:
-    """A 429 within the call's wait is waited out and the request sent again."""
-    ai.fail_next("/audio/", 429)
-
-    text = await llm.transcribe(
-        choose_key(OWN_KEY, None), audio=b"x", filename="a.ogg", model="whisper-1"
-    )
-
-    assert text
-    assert len(ai.requests) == 2
-
-
-@pytest.mark.parametrize("status", [500, 503])
-async def test_llm_5xx_is_unavailable(ai: FakeOpenAI, llm: Llm, status: int) -> None:
-    ai.fail_next("/audio/", status)
-
-    with pytest.raises(LlmUnavailable) as caught:
-        await llm.transcribe(
-            choose_key(OWN_KEY, None), audio=b"x", filename="a.ogg", model="whisper-1"
-        )
-
-    assert caught.value.transient is True
-    assert str(status) in str(caught.value)
-    assert len(ai.requests) == 1
-
-
-async def test_llm_unreachable_is_unavailable() -> None:
-    llm = Llm(f"http://127.0.0.1:{free_port()}/v1", timeout=5.0)
-    try:
-        with pytest.raises(LlmUnavailable) as caught:
-            await llm.complete(
-                choose_key(OWN_KEY, None), model="gpt-test", messages=MESSAGES, max_tokens=10
-            )
-    finally:
-        await llm.aclose()
-
-    assert caught.value.transient is True
-    assert_no_secret(caught.value, OWN_KEY)
-
-
-async def test_llm_oga_file_name_is_rejected(ai: FakeOpenAI, llm: Llm) -> None:
-    key = choose_key(OWN_KEY, None)
-
-    with pytest.raises(LlmRejected) as caught:
-        await llm.transcribe(key, audio=b"OggS", filename="voice.oga", model="whisper-1")
-
-    assert caught.value.transient is False
-    assert "400" in str(caught.value)
-    assert "Invalid file format" in str(caught.value)
-    assert [t.filename for t in ai.transcriptions] == ["voice.oga"]
-    assert_no_secret(caught.value, OWN_KEY)

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from intellizap.evolution.sending import split_text
+from intellizap.evolution.text_parts import split_text
 from intellizap.llm import (
     ApiKey,
     KeyOwner,

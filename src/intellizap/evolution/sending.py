@@ -42,6 +42,7 @@ from intellizap.evolution import send_ledger, send_witnesses
 from intellizap.evolution.client import Quote
 from intellizap.evolution.errors import DeliveryUnknown, EvolutionError
 from intellizap.evolution.send_ledger import FINAL, Completion, Send, Status
+from intellizap.evolution.text_parts import split_text
 from intellizap.logging import get_logger
 from intellizap.observability.evolution import SENDS, send_outcome
 
@@ -60,36 +61,6 @@ SEND_BACKOFF = jobs.Backoff(max_attempts=8)
 _UNEXPECTED = jobs.Backoff(max_attempts=1_000)
 #: Days a ledger row is kept (a message may be queued again by a re-run within hours).
 LEDGER_DAYS = 7
-
-
-def split_text(
-    text: str, limit: int, separators: tuple[str, ...] = ("\n\n", "\n", " ")
-) -> list[str]:
-    """``text`` in parts of at most ``limit`` characters, cut at paragraph boundaries, else at
-    line, else at word boundaries; only a single word longer than ``limit`` is cut hard."""
-    text = text.strip()
-    if len(text) <= limit:
-        return [text] if text else []
-    if not separators:
-        return [text[start : start + limit] for start in range(0, len(text), limit)]
-    separator, finer = separators[0], separators[1:]
-    parts: list[str] = []
-    current = ""
-    for piece in text.split(separator):
-        candidate = f"{current}{separator}{piece}" if current else piece
-        if len(candidate) <= limit:
-            current = candidate
-            continue
-        if current:
-            parts.append(current)
-        current = ""
-        if len(piece) <= limit:
-            current = piece
-        else:
-            parts.extend(split_text(piece, limit, finer))
-    if current:
-        parts.append(current)
-    return [part.strip() for part in parts if part.strip()]
 
 
 async def queue_text(
