@@ -36,6 +36,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from tests.fakes._server import FakeServer, Gate, Handler, RecordedRequest
 from tests.fakes.audio import duration_of
+from tests.fakes.openai_limits import Throttle, reset_text
 
 __all__ = ["Completion", "FakeOpenAI", "Gate", "RecordedRequest", "Transcription"]
 
@@ -89,48 +90,6 @@ def _tokens(chars: int) -> int:
     return max(1, math.ceil(chars / 4))
 
 
-def reset_text(seconds: float) -> str:
-    """A duration the way OpenAI writes it in ``x-ratelimit-reset-*``: 120ms, 1.5s, 6m0s."""
-    if seconds < 1:
-        return f"{round(seconds * 1000)}ms"
-    if seconds < 60:
-        return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
-    minutes, rest = divmod(seconds, 60)
-    return f"{int(minutes)}m{rest:.0f}s"
-
-
-@dataclass
-class _Bucket:
-    capacity: float
-    rate: float
-    level: float
-    at: float
-
-    def refill(self, now: float) -> float:
-        self.level = min(self.capacity, self.level + self.rate * (now - self.at))
-        self.at = now
-        return self.level
-
-    def headers(self, kind: str) -> dict[str, str]:
-        return {
-            f"x-ratelimit-limit-{kind}": str(int(self.capacity)),
-            f"x-ratelimit-remaining-{kind}": str(max(0, math.floor(self.level))),
-            f"x-ratelimit-reset-{kind}": reset_text((self.capacity - self.level) / self.rate),
-        }
-
-
-@dataclass
-class Throttle:
-    requests_per_second: float
-    burst: float
-    tokens_per_minute: float | None
-    buckets: dict[tuple[str | None, str], tuple[_Bucket, _Bucket | None]] = field(
-        default_factory=dict
-    )
-    refused: int = 0
-    admitted: int = 0
-
-
 class FakeOpenAI(FakeServer):
     url_suffix = "/v1"
 
@@ -174,35 +133,10 @@ class FakeOpenAI(FakeServer):
             limit = self._throttle
             if limit is None:
                 return {}
-            now = time.monotonic()
-            if (key, path) not in limit.buckets:
-                per_minute = limit.tokens_per_minute
-                limit.buckets[(key, path)] = (
-                    _Bucket(limit.burst, limit.requests_per_second, limit.burst, now),
-                    _Bucket(per_minute, per_minute / 60, per_minute, now) if per_minute else None,
-                )
-            requests, token_bucket = limit.buckets[(key, path)]
-            requests.refill(now)
-            request_wait = max(0.0, (1 - requests.level) / requests.rate)
-            token_wait = 0.0
-            if token_bucket is not None:
-                token_bucket.refill(now)
-                needed = min(tokens, token_bucket.capacity)
-                token_wait = max(0.0, (needed - token_bucket.level) / token_bucket.rate)
-            wait = max(request_wait, token_wait)
-            if wait <= 0:
-                requests.level -= 1
-                if token_bucket is not None:
-                    token_bucket.level -= tokens
-                limit.admitted += 1
-            else:
-                limit.refused += 1
-            headers = requests.headers("requests")
-            if token_bucket is not None:
-                headers.update(token_bucket.headers("tokens"))
+            wait, by_tokens, headers = limit.admit(key, path, tokens, time.monotonic())
         if wait <= 0:
             return headers
-        kind = "tokens" if token_wait > request_wait else "requests"
+        kind = "tokens" if by_tokens else "requests"
         message = (
             f"Rate limit reached for gpt-4o-mini in organization org-fake on {kind}: "
             f"Please try again in {reset_text(wait)}. Visit "

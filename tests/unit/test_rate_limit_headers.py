@@ -8,7 +8,7 @@ from email.utils import format_datetime
 import pytest
 
 from intellizap.rate_limits import parse_duration, retry_after
-from tests.fakes.openai import reset_text
+from tests.fakes.openai_limits import reset_text
 
 
 @pytest.mark.parametrize(
