@@ -138,10 +138,9 @@ async def test_a_group_without_options_gets_todays_summary(
     [sent] = evolution.sent
     assert sent.number == GROUP
     assert sent.text.startswith("📝 *Resumo do grupo* (")
-    # Mentions are off: no one is notified, and no "@" pretends otherwise.
+    # Mentions are off: no one is notified, and the text is the model's, as before.
     assert sent.mentioned == []
-    assert "@" not in sent.text
-    assert "Ana Souza envia o orçamento" in sent.text
+    assert sent.text.endswith(f"\n\n{SUMMARY}")
 
 
 # -- language -----------------------------------------------------------------------------------
@@ -232,8 +231,8 @@ async def test_a_summary_for_the_owner_goes_to_their_chat_only_naming_the_group(
     [sent] = evolution.sent
     assert sent.number == OWNER
     assert sent.text.startswith("📝 *Resumo do grupo* — Obra Centro (")
-    assert sent.mentioned == []
-    assert "@" not in sent.text
+    assert sent.mentioned == []  # nobody to notify in a private chat
+    assert "escreva o responsável como @Nome" not in system
 
 
 async def test_a_summary_for_the_owner_without_their_number_fails_saying_so(

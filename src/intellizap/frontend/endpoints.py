@@ -262,13 +262,14 @@ async def preview_summary(
     except LlmError as exc:
         _refuse_llm(exc)
     options = result.plan.options
-    mentioned = apply_mentions(result.text, options.participants).numbers
+    participants = options.participants
+    mentioned = apply_mentions(result.text, participants).numbers if participants else []
     log.info("summary preview written", grupo_id=str(group.id), chamadas=result.calls)
     return PreviewOut(
         conteudo=result.text,
         idioma=options.style.language,
         resumo_destino=options.destination.kind,
-        mencionados=mentioned if options.destination.in_group else [],
+        mencionados=mentioned,
         total_mensagens=len(result.plan.lines),
         periodo_inicio=result.plan.start,
         periodo_fim=result.plan.end,

@@ -6,8 +6,9 @@ group's for ``grupo`` and ``ambos``, the owner's for ``dono`` — through the co
 caller names; the owner's copy of an ``ambos`` summary is a courtesy copy, sent exactly once like
 every message but not waited for.
 
-Mentions only make sense where the mentioned people are: the group's text carries them
-(``@<number>`` and Evolution's ``mentioned``), the owner's copy the plain names.
+Mentions only make sense where the mentioned people are: with mentions on, the group's text
+carries them (``@<number>`` and Evolution's ``mentioned``) and the owner's copy the plain names;
+with mentions off, the text goes as the model wrote it, as before the option existed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from intellizap.db.engine import Database
 from intellizap.evolution.send_ledger import Completion
 from intellizap.evolution.sending import queue_text
 from intellizap.logging import get_logger
-from intellizap.summaries.mentions import apply_mentions
+from intellizap.summaries.mentions import Mentions, apply_mentions
 from intellizap.summaries.prompt import AUDIENCE_GROUP, AUDIENCE_OWNER
 
 log = get_logger(__name__)
@@ -77,8 +78,8 @@ class Letter:
 
     group_text: str
     owner_text: str
-    participants: dict[str, str]
-    """Folded display name → number of the people who may be mentioned (empty: nobody)."""
+    participants: dict[str, str] | None
+    """Folded display name → number of the people who may be mentioned; None: mentions off."""
 
 
 async def deliver(
@@ -97,19 +98,23 @@ async def deliver(
     Queueing the same ``key`` again sends nothing twice."""
     if destination.kind == OWNER and not destination.owner_number:
         raise NoOwnerNumber()
-    plain = apply_mentions(letter.owner_text, {}).text
+    owner_text = letter.owner_text
+    if letter.participants is not None:
+        owner_text = apply_mentions(owner_text, {}).text  # names, no "@": nobody to notify
     if destination.in_group:
-        mentioned = apply_mentions(letter.group_text, letter.participants)
+        group = Mentions(letter.group_text, [])
+        if letter.participants is not None:
+            group = apply_mentions(letter.group_text, letter.participants)
         await queue_text(
             queue,
             database,
             tenant_id=tenant_id,
             number=destination.group_jid,
-            text=mentioned.text,
+            text=group.text,
             max_chars=max_chars,
             key=key,
             on_done=on_done,
-            mentions=mentioned.numbers,
+            mentions=group.numbers,
         )
     if destination.kind == OWNER or (destination.kind == BOTH and destination.owner_number):
         assert destination.owner_number is not None
@@ -119,7 +124,7 @@ async def deliver(
             database,
             tenant_id=tenant_id,
             number=destination.owner_number,
-            text=plain,
+            text=owner_text,
             max_chars=max_chars,
             key=key if primary else f"{key}:dono",
             on_done=on_done if primary else None,

@@ -23,8 +23,9 @@ from intellizap.summaries.prompt import SummaryStyle
 class Options:
     style: SummaryStyle
     destination: Destination
-    participants: dict[str, str]
-    """Who the group's text may mention (empty unless the account turned mentions on)."""
+    participants: dict[str, str] | None
+    """Who the group's text may mention; None unless the account turned mentions on (and the
+    summary goes to the group)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,8 @@ def summary_options(row: Mapping[str, Any], chat: Iterable[Speaker]) -> Options:
         mentions=mentions,
     )
     participants = (
-        participants_by_name((m.author_name, m.author_number) for m in messages) if mentions else {}
+        participants_by_name((m.author_name, m.author_number) for m in messages)
+        if mentions
+        else None
     )
     return Options(style, destination, participants)
