@@ -7,24 +7,13 @@ from __future__ import annotations
 import uuid
 
 import procrastinate
-from sqlalchemy import text
 
 from intellizap import jobs
 from intellizap.db.engine import Database
 from intellizap.evolution.send_ledger import Completion
+from intellizap.summaries import repository
 
 SUMMARY_DELIVERED_TASK = "summary_delivered"
-
-# Only a summary still waiting for its delivery changes: a repeated completion is a no-op.
-_SENT = text(
-    """
-    UPDATE resumos SET status = 'enviado', data_envio = now(), erro = NULL
-    WHERE id = :id AND status = 'pendente'
-    """
-)
-_FAILED = text(
-    "UPDATE resumos SET status = 'erro', erro = :reason WHERE id = :id AND status = 'pendente'"
-)
 
 
 def on_delivery(summary_id: uuid.UUID) -> Completion:
@@ -36,14 +25,9 @@ async def record_delivery(
     database: Database, summary_id: uuid.UUID, *, sent: bool, reason: str | None
 ) -> bool:
     """Mark the summary sent, or failed with ``reason``; returns whether it changed."""
-    async with database.session() as session:
-        if sent:
-            result = await session.execute(_SENT, {"id": summary_id})
-        else:
-            reason = (reason or "envio falhou")[:500]
-            result = await session.execute(_FAILED, {"id": summary_id, "reason": reason})
-    changed: int = result.rowcount  # type: ignore[attr-defined]
-    return changed > 0
+    if sent:
+        return await repository.mark_sent(database, summary_id)
+    return await repository.mark_failed(database, summary_id, reason or "envio falhou")
 
 
 @jobs.app.task(

@@ -11,11 +11,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import procrastinate
-from sqlalchemy import text
 
 from intellizap import jobs
 from intellizap.db.engine import Database
 from intellizap.settings import Settings
+from intellizap.summaries import repository
 from intellizap.summaries.scheduled import SUMMARIZE_TASK, summary_job
 
 COMMAND = "/resumo"
@@ -23,20 +23,6 @@ COMMAND = "/resumo"
 #: Someone asked and is waiting: an on-demand summary is still worth making this long after the
 #: request (a throttled provider), no longer; the day's scheduled summary covers the period anyway.
 ON_DEMAND_DEADLINE = timedelta(hours=1)
-
-_LOCK_GROUP = text("SELECT pg_advisory_xact_lock(hashtextextended(CAST(:group_id AS text), 7))")
-_CLAIM_ON_DEMAND = text(
-    """
-    INSERT INTO resumos (grupo_id, usuario_id, status, origem)
-    SELECT :group_id, :tenant_id, 'pendente', 'sob_demanda'
-    WHERE NOT EXISTS (
-        SELECT 1 FROM resumos
-        WHERE grupo_id = :group_id AND origem = 'sob_demanda'
-          AND created_at > now() - make_interval(secs => :window)
-    )
-    RETURNING id
-    """
-)
 
 
 async def request_on_demand(
@@ -50,21 +36,12 @@ async def request_on_demand(
     """Queue a summary since the last one, unless one was asked for in the last
     ``SUMMARY_ON_DEMAND_MINUTES`` (then None). The claim and its job commit together."""
     async with database.session() as session:
-        # The lock first, in a statement of its own: the check below then reads a snapshot taken
-        # after the lock was granted, which includes the claim of whoever held it before. (In one
-        # statement with the check, the snapshot predates the lock and concurrent requests all
-        # saw "no recent summary".)
-        await session.execute(_LOCK_GROUP, {"group_id": group_id})
-        summary_id: uuid.UUID | None = (
-            await session.execute(
-                _CLAIM_ON_DEMAND,
-                {
-                    "group_id": group_id,
-                    "tenant_id": tenant_id,
-                    "window": settings.summary_on_demand_minutes * 60,
-                },
-            )
-        ).scalar_one_or_none()
+        summary_id = await repository.claim_on_demand(
+            session,
+            group_id=group_id,
+            tenant_id=tenant_id,
+            window_seconds=settings.summary_on_demand_minutes * 60,
+        )
         if summary_id is not None:
             deadline = datetime.now(UTC) + ON_DEMAND_DEADLINE
             await jobs.defer_in_transaction(
@@ -73,19 +50,11 @@ async def request_on_demand(
     return summary_id
 
 
-_LAST_ON_DEMAND = text(
-    "SELECT max(created_at) FROM resumos WHERE grupo_id = :group_id AND origem = 'sob_demanda'"
-)
-
-
 async def on_demand_available_at(
     database: Database, settings: Settings, group_id: uuid.UUID
 ) -> datetime:
     """When the group may next be summarised on demand (now, or in the past, when it may)."""
-    async with database.session() as session:
-        last: datetime | None = (
-            await session.execute(_LAST_ON_DEMAND, {"group_id": group_id})
-        ).scalar_one()
+    last = await repository.last_on_demand_at(database, group_id)
     if last is None:
         return datetime.now(UTC)
     return last + timedelta(minutes=settings.summary_on_demand_minutes)

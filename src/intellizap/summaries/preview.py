@@ -13,28 +13,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
-
 from intellizap.db.engine import Database
 from intellizap.llm import Completion, KeyOwner, Llm, choose_key
 from intellizap.settings import Settings
+from intellizap.summaries import repository
 from intellizap.summaries.destinations import KINDS
 from intellizap.summaries.language import normalize_language
 from intellizap.summaries.prompt import MAX_INSTRUCTIONS_CHARS
-from intellizap.summaries.service import GROUP_SETTINGS, Draft, draft, generate
+from intellizap.summaries.service import Draft, draft, generate
 from intellizap.tenants import quota
 from intellizap.tenants.clock import tenant_zone
-
-# The columns the service's _LOAD reads, for a summary not yet claimed (no resumos row).
-_GROUP = text(
-    f"""
-    SELECT NULL AS id, 'pendente' AS status, NULL AS conteudo, NULL AS origem,
-           NULL AS periodo_inicio, NULL AS periodo_fim, NULL AS total_mensagens,
-           {GROUP_SETTINGS}
-    FROM grupos g JOIN usuarios u ON u.id = g.usuario_id
-    WHERE g.id = :group_id
-    """  # noqa: S608 - the f-string only inserts a constant column list
-)
 
 
 class InvalidPreviewSettings(ValueError):
@@ -81,11 +69,9 @@ async def group_row(
     database: Database, group_id: uuid.UUID, trial: Trial | None = None
 ) -> dict[str, Any] | None:
     """The group's summary settings (with ``trial``'s instead, where given)."""
-    async with database.session() as session:
-        found = (await session.execute(_GROUP, {"group_id": group_id})).mappings().first()
-    if found is None:
+    row = await repository.group_settings(database, group_id)
+    if row is None:
         return None
-    row = dict(found)
     if trial is not None:
         overrides = {
             "group_language": trial.language,

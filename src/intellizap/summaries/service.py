@@ -20,13 +20,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import procrastinate
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intellizap.db.engine import Database
 from intellizap.llm import ApiKey, Completion, KeyOwner, Llm, choose_key
 from intellizap.logging import get_logger
 from intellizap.settings import Settings
+from intellizap.summaries import repository
 from intellizap.summaries.chunking import chunk_lines
 from intellizap.summaries.delivery import on_delivery
 from intellizap.summaries.destinations import Letter, NoOwnerNumber, deliver
@@ -43,57 +43,6 @@ from intellizap.tenants import quota
 from intellizap.tenants.clock import tenant_zone
 
 log = get_logger(__name__)
-
-#: What writing a group's summary needs of its group (``g``) and account (``u``): identity, plan,
-#: key, zone and the summary options (``options.py``). The preview reads the same.
-GROUP_SETTINGS = """
-    g.id AS group_id, g.grupo_id_externo, g.nome, g.resumo_destino AS destination,
-    g.idioma AS group_language, g.instrucoes_resumo AS instructions,
-    u.id AS tenant_id, u.instancia, u.fuso_horario, u."key-openai" AS openai_key,
-    u.tokens_mes, u."dia-renovacao-tokens" AS renewal_day,
-    u.idioma AS account_language, u.mencoes_ativas AS mentions_enabled,
-    u.numero_dono AS owner_number
-"""
-_LOAD = text(
-    f"""
-    SELECT r.id, r.status, r.conteudo, r.origem, r.periodo_inicio, r.periodo_fim, r.total_mensagens,
-           {GROUP_SETTINGS}
-    FROM resumos r JOIN grupos g ON g.id = r.grupo_id
-    JOIN usuarios u ON u.id = g.usuario_id AND u.id = r.usuario_id -- the account owning the group
-    WHERE r.id = :id
-    """  # noqa: S608 - the f-string only inserts a constant column list
-)
-_LAST_SENT_END = text(
-    """
-    SELECT max(periodo_fim) FROM resumos
-    WHERE grupo_id = :group_id AND status = 'enviado' AND origem <> 'semanal'
-      AND id IS DISTINCT FROM CAST(:id AS uuid)  -- NULL: a preview, not a claimed summary
-    """
-)
-# Deleted messages are left out, edits already carry their final text, voice notes their
-# transcript; messages the backend itself sent and the /resumo command are not conversation.
-_MESSAGES = text(
-    """
-    SELECT m.data_mensagem, m."nome-autor", m."numero-autor", m.tipo, m.mensagem
-    FROM mensagens m
-    WHERE m.grupo_id = :group_id
-      AND m.data_mensagem > :start AND m.data_mensagem <= :end
-      AND m.apagada_em IS NULL AND m.tipo IS NOT NULL
-      AND lower(btrim(COALESCE(m.mensagem, ''))) <> '/resumo'
-      AND NOT EXISTS (SELECT 1 FROM mensagens_enviadas e WHERE e.id_externo = m.id_externo)
-    ORDER BY m.data_mensagem, m.id_externo
-    """
-)
-_STORE = text(
-    """
-    UPDATE resumos SET conteudo = :content, total_mensagens = :count, periodo_inicio = :start,
-        periodo_fim = :end, tokens_usados = :tokens, erro = NULL
-    WHERE id = :id AND status = 'pendente'
-    """
-)
-_FAIL = text(
-    "UPDATE resumos SET status = 'erro', erro = :reason WHERE id = :id AND status = 'pendente'"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,14 +96,10 @@ async def _conversation(
 ) -> _Conversation:
     """The period a summary covers and the messages in it."""
     end = row["periodo_fim"] or now
-    last_end = (
-        await session.execute(_LAST_SENT_END, {"group_id": row["group_id"], "id": row["id"]})
-    ).scalar_one_or_none()
+    last_end = await repository.last_sent_end(session, row["group_id"], row["id"])
     earliest = end - timedelta(hours=settings.summary_max_window_hours)
     start = max(last_end, earliest) if last_end else earliest
-    rows = (
-        await session.execute(_MESSAGES, {"group_id": row["group_id"], "start": start, "end": end})
-    ).all()
+    rows = await repository.chat_between(session, row["group_id"], start, end)
     return _Conversation(start, end, list(rows))
 
 
@@ -263,7 +208,7 @@ async def summarize(
 ) -> str:
     conversation = None
     async with database.session() as session:  # one transaction to read all it needs
-        row = (await session.execute(_LOAD, {"id": summary_id})).mappings().first()
+        row = await repository.summary_to_write(session, summary_id)
         if row is not None and row["status"] == "pendente":
             conversation = await _conversation(session, settings, row, now=now)
     if row is None or conversation is None or row["origem"] == "semanal":
@@ -317,16 +262,14 @@ async def summarize(
             if plan.chunks == 1:
                 for input_tokens, output_tokens in generated.usage:
                     await charge(session, generated.model, input_tokens, output_tokens)
-            await session.execute(
-                _STORE,
-                {
-                    "id": summary_id,
-                    "content": generated.text,
-                    "count": len(plan.lines),
-                    "start": plan.start,
-                    "end": plan.end,
-                    "tokens": generated.tokens,
-                },
+            await repository.store_generated(
+                session,
+                summary_id,
+                content=generated.text,
+                message_count=len(plan.lines),
+                start=plan.start,
+                end=plan.end,
+                tokens=generated.tokens,
             )
             await quota.settle(session, reservation)
     except BaseException:
@@ -381,5 +324,5 @@ async def _deliver(
 
 
 async def fail(database: Database, summary_id: uuid.UUID, reason: str) -> None:
-    async with database.session() as session:
-        await session.execute(_FAIL, {"id": summary_id, "reason": reason[:500]})
+    """The summary ends ``erro`` with ``reason`` (what the tenant reads), if still pending."""
+    await repository.mark_failed(database, summary_id, reason)
