@@ -22,6 +22,11 @@ as ratios (machines are noisy, absolute numbers are not comparable between runs)
     uv run python bench/ingest.py [--duration 15] [--connections 32] [--rounds 3] [--compare REF]
 
 Needs ``wrk`` (``apt-get install wrk``). Writes ``bench/results/ingest-<timestamp>.json``.
+
+This file runs the benchmark; its parts live next to it: the database in ``ingest_database.py``,
+the targets and their smoke test in ``ingest_targets.py``, the load in ``loadgen.py``, the
+server processes in ``processes.py``, the profile in ``profile_report.py`` and the printed
+report in ``ingest_report.py``.
 """
 
 from __future__ import annotations
@@ -33,33 +38,19 @@ import platform
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
-import psycopg
 
+from ingest_database import check_rows, embedded_database, seed
 from ingest_report import STRONG, paired, print_report
+from ingest_targets import build_targets, smoke_test
 from intellizap.db import migrate
-from intellizap.db.embedded import EmbeddedPostgres
-from loadgen import (
-    INSTANCE,
-    INSTANCE_SECRET,
-    PATH,
-    SECRET,
-    BodyTemplate,
-    group_jids,
-    run_open_loop,
-    run_wrk,
-)
+from loadgen import BodyTemplate, group_jids, run_open_loop, run_wrk
 from processes import Server
 from profile_report import profile_service
 
@@ -70,59 +61,6 @@ RESULTS_DIR = BENCH_DIR / "results"
 TARGET_RATIO = 1.5
 """Service req/s ÷ asyncpg baseline req/s (median of the paired ratios)."""
 TARGET_P99_MS = 50.0
-
-
-# -- database and requests -----------------------------------------------------------------------
-
-
-def seed(url: str, jids: list[str]) -> list[uuid.UUID]:
-    """One tenant ``bench`` with every group active; returns the group ids in ``jids`` order."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        tenant_id = conn.execute(
-            "INSERT INTO usuarios (instancia) VALUES (%s) RETURNING id", (INSTANCE,)
-        ).fetchone()
-        assert tenant_id is not None
-        ids = []
-        for jid in jids:
-            row = conn.execute(
-                "INSERT INTO grupos (grupo_id_externo, usuario_id, ativo, nome) "
-                "VALUES (%s, %s, true, %s) RETURNING id",
-                (jid, tenant_id[0], f"bench {jid}"),
-            ).fetchone()
-            assert row is not None
-            ids.append(row[0])
-    return ids
-
-
-def count_rows(url: str, tag: str) -> int:
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM mensagens WHERE id_externo LIKE %s", (f"{tag}-%",)
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-def smoke_test(server: Server, template: BodyTemplate, jid: str) -> dict[str, Any]:
-    """One request, so a misconfiguration fails loudly before any load is sent."""
-    response = httpx.post(
-        f"{server.base_url}{PATH}",
-        content=template.body(jid, f"smoke-{server.name}-{uuid.uuid4().hex}"),
-        headers={
-            "Content-Type": "application/json",
-            "X-Webhook-Instance": INSTANCE,
-            "X-Webhook-Secret": INSTANCE_SECRET,
-        },
-        timeout=10,
-        trust_env=False,  # loopback only, never through a proxy
-    )
-    if response.status_code != 200:
-        raise RuntimeError(f"{server.name} answered {response.status_code}: {response.text}")
-    answer: dict[str, Any] = response.json()
-    return answer
-
-
-# -- the run ---------------------------------------------------------------------------------
 
 
 def parse_args() -> argparse.Namespace:
@@ -164,77 +102,6 @@ def parse_args() -> argparse.Namespace:
 
 def _raise_on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def embedded_database(workdir: Path) -> Iterator[str]:
-    server = EmbeddedPostgres(workdir)
-    url = server.start()
-    try:
-        yield url
-    finally:
-        with contextlib.suppress(Exception):
-            server.stop()
-
-
-def check_rows(url: str, run: dict[str, Any], slack: int) -> None:
-    """Rows stored under the run's tag vs requests answered 2xx (requests still in flight when
-    the load stopped are stored but not counted by the client: up to ``slack`` more rows)."""
-    time.sleep(0.5)
-    rows = count_rows(url, run["tag"])
-    answered = run["ok"] if "ok" in run else run["statuses"].get("200", 0)
-    run["rows_stored"] = rows
-    run["rows_ok"] = answered <= rows <= answered + slack
-
-
-def checkout(ref: str, workdir: Path) -> Path:
-    """The ``src/`` tree of git revision ``ref``, extracted under ``workdir``."""
-    target = workdir / "before"
-    target.mkdir()
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", ref, "src"], capture_output=True, check=False
-    )
-    if archive.returncode != 0:
-        raise RuntimeError(f"git archive {ref} failed: {archive.stderr.decode().strip()}")
-    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
-    return target / "src"
-
-
-def build_targets(
-    args: argparse.Namespace, url: str, group_id: uuid.UUID, workdir: Path
-) -> list[Server]:
-    base_env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DATABASE_", "WEBHOOK_", "TENANT_", "PYTHONPATH"))
-    }
-    service_env = {
-        **base_env,
-        "DATABASE_URL": url,
-        "WEBHOOK_SECRET": SECRET,
-        "ENV": "development",
-        "LOG_LEVEL": "WARNING",
-        "DATA_DIR": str(workdir / "data"),
-        # All the load comes from one instance: lift the per-instance flood limit.
-        "WEBHOOK_RATE_PER_INSTANCE": "1000000000",
-        "WEBHOOK_BURST_PER_INSTANCE": "1000000000",
-    }
-    baseline_env = {**base_env, "BASELINE_DATABASE_URL": url, "BASELINE_GROUP_ID": str(group_id)}
-    baseline = [sys.executable, str(BENCH_DIR / "baseline_app.py")]
-    service = [sys.executable, "-m", "intellizap", "api"]
-    # Not the repository as working directory: its .env must not leak into the run.
-    targets = [
-        Server(STRONG, [*baseline, "--driver", "asyncpg"], baseline_env, workdir),
-        Server("psycopg", [*baseline, "--driver", "psycopg"], baseline_env, workdir),
-        Server("service", service, service_env, workdir),
-    ]
-    if args.compare:
-        # PYTHONPATH comes before the editable install on sys.path: the old tree is imported.
-        old_src = checkout(args.compare, workdir)
-        targets.append(
-            Server("before", service, {**service_env, "PYTHONPATH": str(old_src)}, workdir)
-        )
-    return targets
 
 
 def main() -> int:
