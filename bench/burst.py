@@ -49,8 +49,8 @@ from burst_database import ZONE, fill
 from burst_drain import Run, follow, idle_rates
 from burst_report import report
 from burst_workers import EVOLUTION_KEY, PLATFORM_KEY, start_workers, stop_workers, worker_env
+from embedded_db import embedded_server
 from intellizap.db import migrate
-from intellizap.db.embedded import EmbeddedPostgres
 from intellizap.db.engine import Database
 
 SUMMARY = (
@@ -66,14 +66,13 @@ async def burst(args: argparse.Namespace) -> dict[str, Any]:
         tempfile.TemporaryDirectory(prefix="intellizap-burst-") as workdir,
         FakeOpenAI.running() as ai,
         FakeEvolution.running() as evo,
+        embedded_server(Path(workdir)) as (server, url),
     ):
         ai.completion = SUMMARY
         ai.latency = args.llm_latency
         if args.throttle:
             ai.throttle(requests_per_second=args.throttle)
         evo.delay("/message/sendText/", args.send_latency)
-        server = EmbeddedPostgres(Path(workdir))
-        url = server.start()
         migrate.upgrade(url)
         postmaster = int((server.pgdata / "postmaster.pid").read_text().split()[0])
         database = Database(url, pool_size=2)

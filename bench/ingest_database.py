@@ -4,28 +4,14 @@ that the rows stored under a run's tag match the requests answered 2xx."""
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from intellizap.db.embedded import EmbeddedPostgres
+from embedded_db import embedded_database as embedded_database
 from loadgen import INSTANCE
-
-
-@contextlib.contextmanager
-def embedded_database(workdir: Path) -> Iterator[str]:
-    server = EmbeddedPostgres(workdir)
-    url = server.start()
-    try:
-        yield url
-    finally:
-        with contextlib.suppress(Exception):
-            server.stop()
 
 
 def seed(url: str, jids: list[str]) -> list[uuid.UUID]:

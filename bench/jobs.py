@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.fakes.evolution import FakeEvolution
 
+from embedded_db import embedded_database
 from intellizap import jobs
 from intellizap.db import migrate
-from intellizap.db.embedded import EmbeddedPostgres
 from intellizap.db.engine import Database
 from intellizap.evolution.client import EvolutionClient
 from intellizap.evolution.sending import queue_text
@@ -68,8 +68,8 @@ async def main() -> None:
     with (
         tempfile.TemporaryDirectory(prefix="intellizap-jobs-") as workdir,
         FakeEvolution.running() as evo,
+        embedded_database(Path(workdir)) as url,
     ):
-        url = EmbeddedPostgres(Path(workdir)).start()
         migrate.upgrade(url)
         settings = Settings(  # type: ignore[call-arg]
             _env_file=None,
