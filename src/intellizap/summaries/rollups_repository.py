@@ -169,10 +169,10 @@ WEEK_SUMMARIES = text(
           AND r.conteudo IS NOT NULL AND btrim(r.conteudo) <> ''
           AND COALESCE(r.data_referencia, CAST(r.periodo_fim AT TIME ZONE :zone AS date))
               BETWEEN :first AND :last
-        ORDER BY COALESCE(r.periodo_fim, r.created_at) DESC
+        ORDER BY 1 DESC, COALESCE(r.periodo_fim, r.created_at) DESC
         LIMIT :limit
     ) AS week
-    ORDER BY COALESCE(periodo_fim, created_at)
+    ORDER BY day, COALESCE(periodo_fim, created_at)
     """
 )
 DAILY_BEING_WRITTEN = text(
