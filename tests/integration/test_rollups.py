@@ -18,8 +18,7 @@ from sqlalchemy import text
 from intellizap import jobs
 from intellizap.app import Roles
 from intellizap.db.engine import Database
-from intellizap.summaries.digest import NO_OWNER_NUMBER
-from intellizap.summaries.scheduled import claim_due_digests, claim_due_recaps, claim_due_summaries
+from intellizap.summaries.scheduled import claim_due_recaps
 from tests.conftest import running_service, wait_until
 from tests.factories import count, create_group, create_tenant
 from tests.fakes.evolution import FakeEvolution
@@ -172,7 +171,8 @@ async def test_weekly_recap_reduces_the_weeks_dailies_and_is_sent_to_the_group_o
     await wait_until(lambda: recap_done(clean_database), within=30)
     row = await recap_row(clean_database)
     assert (row["status"], row["conteudo"]) == ("enviado", RECAP)
-    assert row["tokens_usados"] > 0 and row["data_envio"] is not None
+    assert row["tokens_usados"] > 0
+    assert row["data_envio"] is not None
     [call] = llm.completions
     user = call.messages[-1]["content"]
     for back in range(7):
@@ -222,7 +222,8 @@ async def test_weekly_recap_without_dailies_ends_in_erro_and_sends_nothing(
     row = await recap_row(clean_database)
     assert row["status"] == "erro"
     assert "nenhum resumo diário enviado na semana" in row["erro"]
-    assert llm.completions == [] and evolution.sent == []
+    assert llm.completions == []
+    assert evolution.sent == []
     assert await count(clean_database, "SELECT count(*) FROM uso_tokens") == 0
 
 
@@ -242,7 +243,7 @@ async def test_a_recap_written_before_a_crash_is_sent_without_calling_the_llm_ag
     evolution: FakeEvolution,
     llm: FakeOpenAI,
 ) -> None:
-    tenant, group, today = await weekly_group(clean_database)
+    _tenant, group, today = await weekly_group(clean_database)
     await add_summary(clean_database, group, today, "DIA-0")
     # The claim, then the job wrote the recap and died before its send was queued.
     [claim] = await claim_due_recaps(clean_database, settings, datetime.now(UTC))
@@ -288,4 +289,5 @@ async def test_an_account_over_quota_gets_an_erro_not_a_recap(
     await wait_until(lambda: recap_done(clean_database), within=30)
     row = await recap_row(clean_database)
     assert (row["status"], row["erro"]) == ("erro", "cota mensal de tokens excedida")
-    assert llm.completions == [] and evolution.sent == []
+    assert llm.completions == []
+    assert evolution.sent == []
