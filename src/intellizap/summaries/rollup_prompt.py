@@ -62,21 +62,35 @@ COMO ESCREVER
 feitas a ele ou que ficaram sem resposta, pedidos, prazos próximos; depois ✅ *Decisões* e \
 📅 *Prazos* de todos os grupos. Cada item diz o grupo entre colchetes, por exemplo \
 "[Obra Centro] Confirmar a entrega até sexta".
-- Por fim, 💤 *Sem novidades*: uma linha por grupo cujo resumo não traz nada que peça ação.
+- Por fim, 💤 *Sem novidades*: uma linha por grupo cujo resumo não traz nada que peça ação e \
+uma linha por grupo listado sob [Sem resumo hoje] (pouca ou nenhuma conversa).
 - Não repita os resumos inteiros, não invente nada que não esteja neles e omita seções vazias.
 - Responda somente com o texto, sem introdução."""
 
 
+QUIET_LABEL = "[Sem resumo hoje]"
+
+
 def build_digest_messages(
-    *, day: str, summaries: Sequence[GroupSummary], language: str = DEFAULT_LANGUAGE
+    *,
+    day: str,
+    summaries: Sequence[GroupSummary],
+    language: str = DEFAULT_LANGUAGE,
+    quiet: Sequence[str | None] = (),
 ) -> list[dict[str, str]]:
-    """Messages asking for the owner's daily digest across ``summaries`` (one per group)."""
+    """Messages asking for the owner's daily digest across ``summaries`` (one per group).
+    ``quiet`` names the groups with no summary today (too few messages, a failure): the digest
+    gives each one line, so the owner sees every group. Their names are chat-controlled, so
+    they go inside the data block too."""
     system = "\n\n".join(
         [DIGEST_TASK, SECURITY_RULE, DIGEST_FORMAT.format(language=language_rule(language))]
     )
+    blocks = _blocks(summaries)
+    if quiet:
+        blocks.append("\n".join([QUIET_LABEL, *(f"• {_group_name(name)}" for name in quiet)]))
     user = (
-        f"Dia: {sanitize_data(clean_text(day))}\nGrupos: {len(summaries)}\n"
-        f"{data_block(_blocks(summaries))}\n"
+        f"Dia: {sanitize_data(clean_text(day))}\nGrupos: {len(summaries) + len(quiet)}\n"
+        f"{data_block(blocks)}\n"
         "Escreva agora o resumo do dia para o dono da conta, seguindo as instruções do sistema. "
         + REMINDER
     )

@@ -17,6 +17,12 @@ orphans (see ``_ORPHANS``).
 
 A summary's job carries its deadline, ``SUMMARY_CATCHUP_HOURS`` after its due time: a throttled
 or failing LLM provider makes it retry until then, not for a fixed number of attempts.
+
+The same tick, after the daily claim has committed, claims the weekly recaps (``origem =
+'semanal'``, on the group's ``resumo_semanal_dia`` at its hour; exactly once per group and week
+through their own partial unique index) and then the owners' daily digests (``resumos_dono``,
+unique per account and day; due once the day's summaries are written, see ``rollups_repository``),
+each with its job in the claim's transaction, like the daily one.
 """
 
 from __future__ import annotations
@@ -35,10 +41,13 @@ from intellizap.db.engine import Database
 from intellizap.logging import get_logger
 from intellizap.observability.summaries import observe_tick
 from intellizap.settings import Settings
+from intellizap.summaries import rollups_repository
 
 log = get_logger(__name__)
 
 SUMMARIZE_TASK = "summarize"
+RECAP_TASK = "weekly_recap"
+DIGEST_TASK = "owner_digest"
 
 # Local wall-clock "now" is computed once per time zone (a few hundred rows), not per tenant; each
 # tenant is then a hash-join probe and a comparison on columns a trigger keeps parsed (migration
@@ -199,13 +208,104 @@ def summary_job(summary_id: uuid.UUID, group_id: uuid.UUID, deadline: datetime) 
     )
 
 
+async def claim_due_recaps(
+    database: Database,
+    settings: Settings,
+    now: datetime,
+    *,
+    full_catch_up: bool = True,
+    queue: procrastinate.App | None = None,
+) -> list[Claim]:
+    """Create the ``resumos`` row (``origem = 'semanal'``) of every weekly recap due at ``now``,
+    each at most once per group and week, with its job in the same transaction (``queue``)."""
+    grace = timedelta(hours=settings.summary_catchup_hours)
+    async with database.session() as session:
+        rows = (
+            await session.execute(
+                rollups_repository.RECAP_CLAIM,
+                {
+                    "now": now,
+                    "zones": await _known_zones(database),
+                    "window": grace if full_catch_up else min(grace, RECENT_WINDOW),
+                    "default_zone": settings.default_timezone,
+                },
+            )
+        ).all()
+        claims = [
+            Claim(summary_id, group_id, due.astimezone(UTC)) for summary_id, group_id, due in rows
+        ]
+        if queue is not None:
+            await jobs.defer_in_transaction(
+                session,
+                queue,
+                RECAP_TASK,
+                [summary_job(c.summary_id, c.group_id, c.due_at + grace) for c in claims],
+            )
+    return claims
+
+
+@dataclass(frozen=True, slots=True)
+class DigestClaim:
+    digest_id: uuid.UUID
+    tenant_id: uuid.UUID
+    due_at: datetime
+
+
+#: How long an owner's digest waits for the day's summaries still being written.
+DIGEST_WAIT = timedelta(minutes=30)
+
+
+async def claim_due_digests(
+    database: Database, settings: Settings, now: datetime, *, queue: procrastinate.App | None = None
+) -> list[DigestClaim]:
+    """Create the ``resumos_dono`` row of every owner's digest due at ``now`` (at most one per
+    account and local day), with its job in the same transaction (``queue``). Always looks over
+    the whole catch-up window: when a digest is due depends on the day's summaries, not only on
+    the clock (few accounts turn it on, so this costs little)."""
+    grace = timedelta(hours=settings.summary_catchup_hours)
+    async with database.session() as session:
+        rows = (
+            await session.execute(
+                rollups_repository.DIGEST_CLAIM,
+                {
+                    "now": now,
+                    "zones": await _known_zones(database),
+                    "window": grace,
+                    "wait": min(DIGEST_WAIT, grace),
+                    "default_zone": settings.default_timezone,
+                },
+            )
+        ).all()
+        claims = [
+            DigestClaim(digest_id, tenant_id, due.astimezone(UTC))
+            for digest_id, tenant_id, due in rows
+        ]
+        if queue is not None:
+            await jobs.defer_in_transaction(
+                session,
+                queue,
+                DIGEST_TASK,
+                [digest_job(c.digest_id, c.tenant_id, c.due_at + grace) for c in claims],
+            )
+    return claims
+
+
+def digest_job(digest_id: uuid.UUID, tenant_id: uuid.UUID, deadline: datetime) -> jobs.JobSpec:
+    """The job that writes an owner's digest: one waiting per digest, one running per account."""
+    return jobs.JobSpec(
+        args={"digest_id": str(digest_id), "deadline": deadline.isoformat()},
+        queueing_lock=f"digest:{digest_id}",
+        lock=f"digest-account:{tenant_id}",
+    )
+
+
 # A summary not yet written (no content), old enough that its claim's own defer is long done, with
 # no job waiting for it (its queueing lock) and none writing a summary of its group (the lock):
 # it was claimed by a process that died before queueing it. Both job lookups use procrastinate's
 # partial unique indexes; the pending rows come from the partial index of migration 0006.
 _ORPHANS = text(
     """
-    SELECT r.id, r.grupo_id FROM resumos r
+    SELECT r.id, r.grupo_id, r.origem = 'semanal' AS weekly FROM resumos r
     WHERE r.status = 'pendente' AND r.conteudo IS NULL
       AND EXISTS (SELECT 1 FROM grupos g WHERE g.id = r.grupo_id AND g.usuario_id = r.usuario_id)
       AND r.created_at < now() - make_interval(secs => :settle)
@@ -230,23 +330,38 @@ ORPHAN_SETTLE = timedelta(minutes=2)
 async def requeue_orphaned_summaries(
     database: Database, queue: procrastinate.App, settings: Settings
 ) -> int:
-    """Queue the summaries that were claimed but never queued; returns how many. Claims are
-    queued in their own transaction now, so these come from an older version (or a hand-made
-    row); found late, each gets a whole catch-up window from now."""
+    """Queue the summaries, weekly recaps and owner digests that were claimed but never queued
+    (each with its own task); returns how many. Claims are queued in their own transaction now,
+    so these come from an older version (or a hand-made row); found late, each gets a whole
+    catch-up window from now."""
     deadline = datetime.now(UTC) + timedelta(hours=settings.summary_catchup_hours)
+    settle = {"settle": ORPHAN_SETTLE.total_seconds()}
     async with database.session() as session:
-        rows = (await session.execute(_ORPHANS, {"settle": ORPHAN_SETTLE.total_seconds()})).all()
-        for _, group_id in rows:
+        rows = (await session.execute(_ORPHANS, settle)).all()
+        digests = (await session.execute(rollups_repository.DIGEST_ORPHANS, settle)).all()
+        for _, group_id, _ in rows:
             log.warning(
                 "re-queueing a summary that was claimed but never queued", grupo_id=str(group_id)
+            )
+        for weekly, task in ((False, SUMMARIZE_TASK), (True, RECAP_TASK)):
+            await jobs.defer_in_transaction(
+                session,
+                queue,
+                task,
+                [summary_job(s, group, deadline) for s, group, w in rows if w is weekly],
+            )
+        for _, tenant_id in digests:
+            log.warning(
+                "re-queueing an owner digest that was claimed but never queued",
+                usuario_id=str(tenant_id),
             )
         await jobs.defer_in_transaction(
             session,
             queue,
-            SUMMARIZE_TASK,
-            [summary_job(summary_id, group_id, deadline) for summary_id, group_id in rows],
+            DIGEST_TASK,
+            [digest_job(digest_id, tenant_id, deadline) for digest_id, tenant_id in digests],
         )
-    return len(rows)
+    return len(rows) + len(digests)
 
 
 @jobs.app.periodic(cron="* * * * *", periodic_id="summary-tick")
@@ -254,21 +369,24 @@ async def requeue_orphaned_summaries(
 async def summary_tick(job_context: procrastinate.JobContext, timestamp: int) -> int:
     context = jobs.context_of(job_context)
     now = datetime.fromtimestamp(timestamp, UTC)
-    catching_up = now.minute % CATCH_UP_EVERY == 0
+    loop = asyncio.get_running_loop()
+    first_tick = loop not in _swept
+    # A process's first tick (a restart) catches up too: the digest claim below must find the
+    # daily summaries missed while it was down already claimed, not take their groups as quiet.
+    catching_up = now.minute % CATCH_UP_EVERY == 0 or first_tick
+    database, settings, queue = context.database, context.settings, job_context.app
     with observe_tick() as tick:
         claims = await claim_due_summaries(
-            context.database,
-            context.settings,
-            now,
-            full_catch_up=catching_up,
-            queue=job_context.app,
+            database, settings, now, full_catch_up=catching_up, queue=queue
         )
         tick.claimed(len(claims))
+    # Each claim commits before the next starts: a recap or digest sees the day's summaries.
+    recaps = await claim_due_recaps(database, settings, now, full_catch_up=catching_up, queue=queue)
+    digests = await claim_due_digests(database, settings, now, queue=queue)
     # Orphans only come from older versions now (claims are queued in their own transaction):
     # looked for with the catch-up, and on a process's first tick (a restart after a crash),
     # not every minute (the sweep reads every pending summary, thousands after a 09:00 burst).
-    loop = asyncio.get_running_loop()
-    if catching_up or loop not in _swept:
+    if catching_up:
         _swept.add(loop)
-        await requeue_orphaned_summaries(context.database, job_context.app, context.settings)
-    return len(claims)
+        await requeue_orphaned_summaries(database, queue, settings)
+    return len(claims) + len(recaps) + len(digests)

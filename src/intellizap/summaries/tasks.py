@@ -1,4 +1,5 @@
-"""Summary jobs: open the context, call the service, say which failures are final.
+"""Summary jobs (daily, weekly recap, owner digest): open the context, call the service, say
+which failures are final.
 
 A summary is retried until its deadline (``deadline``, set when it is queued: its catch-up
 window for a scheduled one, see ``summaries.scheduled``), not for a number of attempts: a
@@ -15,7 +16,14 @@ import procrastinate
 
 from intellizap import jobs
 from intellizap.llm import LlmError, tenant_reason
-from intellizap.summaries.scheduled import SUMMARIZE_TASK
+from intellizap.summaries.digest import (
+    DIGEST_DELIVERED_TASK,
+    fail_digest,
+    record_digest_delivery,
+    write_digest,
+)
+from intellizap.summaries.recap import write_recap
+from intellizap.summaries.scheduled import DIGEST_TASK, RECAP_TASK, SUMMARIZE_TASK
 from intellizap.summaries.service import fail, summarize
 from intellizap.summaries.tokens import load_encoding
 from intellizap.tenants.quota import QuotaBusy, QuotaRefused
@@ -64,3 +72,62 @@ async def summarize_group(
             now=datetime.now(UTC),
         )
     return outcome
+
+
+@jobs.app.task(name=RECAP_TASK, queue="summaries", retry=RETRY, pass_context=True)
+async def weekly_recap(
+    job_context: procrastinate.JobContext, *, summary_id: str, deadline: str | None = None
+) -> str:
+    context = jobs.context_of(job_context)
+    summary = uuid.UUID(summary_id)
+    async with jobs.final_failure(
+        job_context,
+        RETRY,
+        reasons=REASONS,
+        default=lambda exc: f"falha ao gerar a retrospectiva semanal: {type(exc).__name__}",
+        record=lambda reason: fail(context.database, summary, reason),
+    ):
+        outcome = await write_recap(
+            context.database,
+            context.llm,
+            context.settings,
+            job_context.app,
+            summary,
+            now=datetime.now(UTC),
+        )
+    return outcome
+
+
+@jobs.app.task(name=DIGEST_TASK, queue="summaries", retry=RETRY, pass_context=True)
+async def owner_digest(
+    job_context: procrastinate.JobContext, *, digest_id: str, deadline: str | None = None
+) -> str:
+    context = jobs.context_of(job_context)
+    digest = uuid.UUID(digest_id)
+    async with jobs.final_failure(
+        job_context,
+        RETRY,
+        reasons=REASONS,
+        default=lambda exc: f"falha ao gerar o resumo do dia: {type(exc).__name__}",
+        record=lambda reason: fail_digest(context.database, digest, reason),
+    ):
+        outcome = await write_digest(
+            context.database,
+            context.llm,
+            context.settings,
+            job_context.app,
+            digest,
+            now=datetime.now(UTC),
+        )
+    return outcome
+
+
+@jobs.app.task(
+    name=DIGEST_DELIVERED_TASK, queue="summaries", retry=jobs.Backoff(), pass_context=True
+)
+async def digest_delivered(
+    job_context: procrastinate.JobContext, *, digest_id: str, sent: bool, reason: str | None
+) -> bool:
+    return await record_digest_delivery(
+        jobs.context_of(job_context).database, uuid.UUID(digest_id), sent=sent, reason=reason
+    )

@@ -1,0 +1,240 @@
+"""The SQL of the weekly recap and the owner's daily digest: their claims (see ``scheduled.py``),
+what their jobs read, and how their rows end.
+
+A recap is a ``resumos`` row with ``origem = 'semanal'`` (at most one per group and week: the
+partial unique index of migration 0010); a digest is a ``resumos_dono`` row (at most one per
+account and local day: its unique key). Both claims compute each tenant's local "now" once per
+time zone, as the daily claim does.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from intellizap.summaries.service import GROUP_SETTINGS
+
+_ZONE_NOW = """
+    zone_now AS (
+        SELECT z.zone, CAST(:now AS timestamptz) AT TIME ZONE z.zone AS local_now
+        FROM unnest(CAST(:zones AS text[])) AS z (zone)
+    )
+"""
+_LOCAL_NOW = """
+    COALESCE(zn.local_now, CAST(:now AS timestamptz) AT TIME ZONE :default_zone) AS local_now,
+    COALESCE(zn.zone, :default_zone) AS zone
+"""
+
+# Few groups ask for a recap: start from them (``asked``), then rank each of their tenants'
+# active groups exactly as the daily claim does, so ``max_grupos`` means the same groups. The
+# recap's hour is the group's own, else the account's; its day is the latest local occurrence
+# of that hour (yesterday's when today's is still ahead), and it must be the chosen weekday.
+RECAP_CLAIM = text(
+    f"""
+    WITH {_ZONE_NOW},
+    asked AS MATERIALIZED (
+        SELECT DISTINCT usuario_id FROM grupos
+        WHERE resumo_semanal_dia IS NOT NULL AND resumo_ativo AND ativo
+    ),
+    tenants AS (
+        SELECT u.id, u.max_grupos, u.hora_resumo_local AS account_time, {_LOCAL_NOW}
+        FROM asked a JOIN usuarios u ON u.id = a.usuario_id
+        LEFT JOIN zone_now zn ON zn.zone = u.fuso_efetivo
+    ),
+    ranked AS (
+        SELECT g.id AS group_id, t.id AS tenant_id, t.local_now, t.zone,
+               g.resumo_semanal_dia AS weekday,
+               COALESCE(g.resumo_semanal_hora, t.account_time) AS at_time
+        FROM tenants t
+        CROSS JOIN LATERAL (
+            SELECT id, resumo_ativo, resumo_semanal_dia, resumo_semanal_hora,
+                   row_number() OVER (ORDER BY created_at, id) AS rank
+            FROM grupos WHERE usuario_id = t.id AND ativo
+        ) AS g
+        WHERE g.resumo_ativo AND g.resumo_semanal_dia IS NOT NULL
+          AND (t.max_grupos IS NULL OR g.rank <= t.max_grupos)
+    ),
+    latest AS (
+        SELECT group_id, tenant_id, local_now, zone, weekday, at_time,
+               CAST(local_now AS date) - CAST(CAST(local_now AS time) < at_time AS integer) AS day
+        FROM ranked WHERE at_time IS NOT NULL
+    ),
+    due AS (
+        SELECT group_id, tenant_id, day, day + at_time AS at_local, zone FROM latest
+        WHERE EXTRACT(ISODOW FROM day) = weekday AND day + at_time > local_now - :window
+    ),
+    claimed AS (
+        INSERT INTO resumos (grupo_id, usuario_id, status, origem, data_referencia)
+        SELECT group_id, tenant_id, 'pendente', 'semanal', day FROM due d
+        WHERE NOT EXISTS (
+            SELECT 1 FROM resumos r
+            WHERE r.grupo_id = d.group_id AND r.origem = 'semanal' AND r.data_referencia = d.day
+        )
+        ON CONFLICT (grupo_id, data_referencia) WHERE origem = 'semanal' DO NOTHING
+        RETURNING id, grupo_id
+    )
+    SELECT c.id, c.grupo_id, d.at_local AT TIME ZONE d.zone AS due_at
+    FROM claimed c JOIN due d ON d.group_id = c.grupo_id
+    """  # noqa: S608 - the f-string only inserts constant SQL fragments
+)
+
+# The day's scheduled summaries of the account, through each group's partial unique index.
+_DAY_SUMMARIES_OF = """
+    SELECT 1 FROM grupos g JOIN resumos r
+        ON r.grupo_id = g.id AND r.origem = 'agendado' AND r.data_referencia = l.day
+    WHERE g.usuario_id = l.tenant_id
+"""
+
+# An account's digest is due after its hour once the daily claim made that day's summaries and
+# none is still being written, or ``:wait`` after the hour whatever they are doing (a stuck group
+# does not hold the others back), within the catch-up window.
+DIGEST_CLAIM = text(
+    f"""
+    WITH {_ZONE_NOW},
+    tenants AS (
+        SELECT u.id AS tenant_id, u.hora_resumo_local AS at_time, {_LOCAL_NOW}
+        FROM usuarios u LEFT JOIN zone_now zn ON zn.zone = u.fuso_efetivo
+        WHERE u.resumo_diario_dono AND u.hora_resumo_local IS NOT NULL
+    ),
+    latest AS (
+        SELECT tenant_id, at_time, local_now, zone,
+               CAST(local_now AS date) - CAST(CAST(local_now AS time) < at_time AS integer) AS day
+        FROM tenants
+    ),
+    due AS (
+        SELECT tenant_id, day, day + at_time AS at_local, zone FROM latest l
+        WHERE day + at_time > local_now - :window
+          AND NOT EXISTS (
+              SELECT 1 FROM resumos_dono d
+              WHERE d.usuario_id = l.tenant_id AND d.data_referencia = l.day
+          )
+          AND (day + at_time <= local_now - :wait
+               OR (EXISTS ({_DAY_SUMMARIES_OF})
+                   AND NOT EXISTS ({_DAY_SUMMARIES_OF} AND r.status = 'pendente')))
+    ),
+    claimed AS (
+        INSERT INTO resumos_dono (usuario_id, data_referencia)
+        SELECT tenant_id, day FROM due
+        ON CONFLICT (usuario_id, data_referencia) DO NOTHING
+        RETURNING id, usuario_id
+    )
+    SELECT c.id, c.usuario_id, d.at_local AT TIME ZONE d.zone AS due_at
+    FROM claimed c JOIN due d ON d.tenant_id = c.usuario_id
+    """  # noqa: S608 - the f-string only inserts constant SQL fragments
+)
+
+# Digests claimed before their job existed (only a hand-made row now: claims queue their job in
+# their own transaction), with no job waiting for them and none running for the account.
+DIGEST_ORPHANS = text(
+    """
+    SELECT d.id, d.usuario_id FROM resumos_dono d
+    WHERE d.status = 'pendente' AND d.conteudo IS NULL
+      AND d.created_at < now() - make_interval(secs => :settle)
+      AND d.created_at > now() - interval '1 day'
+      AND NOT EXISTS (
+          SELECT 1 FROM procrastinate_jobs j
+          WHERE j.status = 'todo' AND j.queueing_lock = 'digest:' || CAST(d.id AS text))
+      AND NOT EXISTS (
+          SELECT 1 FROM procrastinate_jobs j
+          WHERE j.status = 'doing' AND j.lock = 'digest-account:' || CAST(d.usuario_id AS text))
+    ORDER BY d.created_at
+    LIMIT 1000
+    """
+)
+
+# -- the recap's job ------------------------------------------------------------------------------
+
+RECAP_LOAD = text(
+    f"""
+    SELECT r.id, r.status, r.conteudo, r.origem, r.data_referencia AS day, r.created_at,
+           r.periodo_inicio, r.periodo_fim, {GROUP_SETTINGS}
+    FROM resumos r JOIN grupos g ON g.id = r.grupo_id
+    JOIN usuarios u ON u.id = g.usuario_id AND u.id = r.usuario_id
+    WHERE r.id = :id
+    """  # noqa: S608 - the f-string only inserts a constant column list
+)
+
+#: At most this many summaries of a week go into a recap (on-demand ones add to the dailies).
+MAX_RECAP_SUMMARIES = 21
+
+# The week's summaries people received: scheduled and on-demand ones (whose day is the local day
+# their period ended), never the raw chat and never an earlier recap. The latest are kept.
+WEEK_SUMMARIES = text(
+    """
+    SELECT * FROM (
+        SELECT COALESCE(r.data_referencia, CAST(r.periodo_fim AT TIME ZONE :zone AS date)) AS day,
+               r.conteudo, r.periodo_inicio, r.periodo_fim, r.total_mensagens, r.created_at
+        FROM resumos r
+        WHERE r.grupo_id = :group_id AND r.status = 'enviado'
+          AND r.origem IN ('agendado', 'sob_demanda')
+          AND r.conteudo IS NOT NULL AND btrim(r.conteudo) <> ''
+          AND COALESCE(r.data_referencia, CAST(r.periodo_fim AT TIME ZONE :zone AS date))
+              BETWEEN :first AND :last
+        ORDER BY 1 DESC, COALESCE(r.periodo_fim, r.created_at) DESC
+        LIMIT :limit
+    ) AS week
+    ORDER BY day, COALESCE(periodo_fim, created_at)
+    """
+)
+DAILY_BEING_WRITTEN = text(
+    """
+    SELECT EXISTS (
+        SELECT 1 FROM resumos
+        WHERE grupo_id = :group_id AND origem = 'agendado' AND data_referencia = :day
+          AND status = 'pendente'
+    )
+    """
+)
+RECAP_STORE = text(
+    """
+    UPDATE resumos SET conteudo = :content, total_mensagens = :count, periodo_inicio = :start,
+        periodo_fim = :end, tokens_usados = :tokens, erro = NULL
+    WHERE id = :id AND status = 'pendente'
+    """
+)
+
+# -- the digest's job -----------------------------------------------------------------------------
+
+DIGEST_LOAD = text(
+    """
+    SELECT d.id, d.status, d.conteudo, d.data_referencia AS day, d.total_grupos,
+           u.id AS tenant_id, u.fuso_horario, u."key-openai" AS openai_key, u.tokens_mes,
+           u."dia-renovacao-tokens" AS renewal_day, u.idioma AS account_language,
+           u.numero_dono AS owner_number, u.max_grupos
+    FROM resumos_dono d JOIN usuarios u ON u.id = d.usuario_id
+    WHERE d.id = :id
+    """
+)
+# The groups the account has summarised (active, summaries on, within max_grupos: the daily
+# claim's ranking), each with its scheduled summary of the day, if any.
+DIGEST_GROUPS = text(
+    """
+    SELECT g.nome, g.grupo_id_externo, CAST(r.status AS text) AS status, r.conteudo
+    FROM (
+        SELECT id, nome, grupo_id_externo, resumo_ativo,
+               row_number() OVER (ORDER BY created_at, id) AS rank
+        FROM grupos WHERE usuario_id = :tenant_id AND ativo
+    ) AS g
+    LEFT JOIN resumos r
+        ON r.grupo_id = g.id AND r.origem = 'agendado' AND r.data_referencia = :day
+    WHERE r.id IS NOT NULL
+       OR (g.resumo_ativo AND (CAST(:max_groups AS integer) IS NULL OR g.rank <= :max_groups))
+    ORDER BY g.rank
+    """
+)
+DIGEST_STORE = text(
+    """
+    UPDATE resumos_dono SET conteudo = :content, total_grupos = :groups, tokens_usados = :tokens,
+        erro = NULL
+    WHERE id = :id AND status = 'pendente'
+    """
+)
+DIGEST_FAIL = text(
+    "UPDATE resumos_dono SET status = 'erro', erro = :reason WHERE id = :id AND status = 'pendente'"
+)
+# Only a digest still waiting for its delivery changes: a repeated completion is a no-op.
+DIGEST_SENT = text(
+    """
+    UPDATE resumos_dono SET status = 'enviado', data_envio = now(), erro = NULL
+    WHERE id = :id AND status = 'pendente'
+    """
+)
