@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from intellizap.summaries.service import GROUP_SETTINGS
+from intellizap.summaries.repository import GROUP_SETTINGS
 
 _ZONE_NOW = """
     zone_now AS (
