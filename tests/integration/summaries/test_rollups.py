@@ -23,7 +23,7 @@ from tests.conftest import running_service, wait_until
 from tests.factories import count, create_group, create_tenant
 from tests.fakes.evolution import FakeEvolution
 from tests.fakes.openai import FakeOpenAI
-from tests.integration.test_summaries import summary_settings
+from tests.integration.summaries.conftest import summary_settings
 
 OWNER = "5511988887777"
 RECAP = "🗓️ retrospectiva: a obra avançou"

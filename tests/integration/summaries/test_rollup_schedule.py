@@ -23,7 +23,7 @@ from intellizap.summaries.scheduled import (
 )
 from tests.conftest import make_settings
 from tests.factories import count, create_group, create_tenant
-from tests.integration.test_summary_schedule import utc
+from tests.integration.summaries.test_summary_schedule import utc
 
 WEDNESDAY = 3
 

@@ -21,9 +21,9 @@ from tests.conftest import running_service, wait_until
 from tests.factories import count, create_group, create_tenant
 from tests.fakes.evolution import FakeEvolution
 from tests.fakes.openai import FakeOpenAI
-from tests.integration.test_rollups import DIGEST, OWNER, llm, local_zone  # noqa: F401
-from tests.integration.test_summaries import summary_settings
-from tests.integration.test_summary_limits import add_messages
+from tests.integration.summaries.conftest import summary_settings
+from tests.integration.summaries.test_rollups import DIGEST, OWNER, llm, local_zone  # noqa: F401
+from tests.integration.summaries.test_summary_limits import add_messages
 
 
 @pytest.fixture
