@@ -22,9 +22,9 @@ from typing import Any
 import orjson
 import procrastinate
 import sqlalchemy.exc
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from intellizap import job_repository
 from intellizap.db.engine import Database, libpq_url
 from intellizap.evolution.client import EvolutionClient
 from intellizap.llm import Llm
@@ -202,23 +202,6 @@ class JobSpec:
     scheduled_at: datetime | None = None
 
 
-# procrastinate's own SQL function for deferring jobs (the one its Python API calls), fed with
-# arrays: thousands of jobs cost one statement and no Python object per job.
-_DEFER_MANY = text(
-    """
-    SELECT unnest(procrastinate_defer_jobs_v1(ARRAY(
-        SELECT ROW(:queue, :task, j.priority, j.lock, j.queueing_lock, CAST(j.args AS jsonb),
-                   j.scheduled_at)::procrastinate_job_to_defer_v1
-        FROM unnest(CAST(:priorities AS integer[]), CAST(:locks AS text[]),
-                    CAST(:queueing_locks AS text[]), CAST(:args AS text[]),
-                    CAST(:scheduled_at AS timestamptz[]))
-             WITH ORDINALITY AS j (priority, lock, queueing_lock, args, scheduled_at, n)
-        ORDER BY j.n
-    ))) AS id
-    """
-)
-
-
 async def defer_in_transaction(
     session: AsyncSession, queue: procrastinate.App, task: str, specs: Sequence[JobSpec]
 ) -> list[int]:
@@ -235,21 +218,16 @@ async def defer_in_transaction(
         return []
     template = queue.configure_task(task, allow_unknown=False).job  # the task's queue
     try:
-        ids = (
-            await session.execute(
-                _DEFER_MANY,
-                {
-                    "queue": template.queue,
-                    "task": template.task_name,
-                    "priorities": [spec.priority for spec in specs],
-                    "locks": [spec.lock for spec in specs],
-                    "queueing_locks": [spec.queueing_lock for spec in specs],
-                    "args": [orjson.dumps(spec.args).decode() for spec in specs],
-                    "scheduled_at": [spec.scheduled_at for spec in specs],
-                },
-            )
-        ).scalars()
-        return list(ids)
+        return await job_repository.insert_jobs(
+            session,
+            queue=template.queue,
+            task=template.task_name,
+            priorities=[spec.priority for spec in specs],
+            locks=[spec.lock for spec in specs],
+            queueing_locks=[spec.queueing_lock for spec in specs],
+            args=[orjson.dumps(spec.args).decode() for spec in specs],
+            scheduled_at=[spec.scheduled_at for spec in specs],
+        )
     except sqlalchemy.exc.IntegrityError as exc:
         raise procrastinate.exceptions.AlreadyEnqueued(
             f"a {task} job with one of these queueing locks is already waiting"
@@ -258,8 +236,6 @@ async def defer_in_transaction(
 
 #: A defer this big changes the queue's size enough to make its planner statistics misleading.
 BULK_DEFER = 100
-
-_ANALYZE_QUEUE = text("ANALYZE procrastinate_jobs")
 
 
 async def refresh_queue_statistics(database: Database) -> None:
@@ -273,7 +249,7 @@ async def refresh_queue_statistics(database: Database) -> None:
     """
     try:
         async with database.session() as session:
-            await session.execute(_ANALYZE_QUEUE)
+            await job_repository.analyze_jobs_table(session)
     except Exception as exc:  # an optimisation: the jobs are queued either way
         log.warning("could not analyze the job queue after a bulk defer", error=str(exc))
 
