@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Boolean,
     Date,
@@ -91,6 +92,8 @@ TYPE_EXCEPTIONS: dict[str, set[tuple[str, str]]] = {
 
 def compatible(column_type: TypeEngine[Any]) -> set[tuple[str, str]]:
     """The database types a mapped column's type may be stored as."""
+    if isinstance(column_type, ARRAY):  # e.g. text[]: data_type ARRAY, udt_name _text
+        return {("ARRAY", f"_{udt}") for _, udt in compatible(column_type.item_type)}
     if isinstance(column_type, DateTime):
         if column_type.timezone:
             return {("timestamp with time zone", "timestamptz")}
