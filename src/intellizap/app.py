@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import procrastinate
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -45,6 +46,7 @@ from intellizap.llm import Llm
 from intellizap.logging import configure_logging, get_logger
 from intellizap.observability import server as metrics
 from intellizap.settings import Settings, check_for_production, get_settings
+from intellizap.task_modules import connect_queue
 from intellizap.tenants.directory import TenantDirectory
 
 log = get_logger(__name__)
@@ -71,10 +73,9 @@ class Roles:
     """Run the job worker and periodic tasks in this process (all-in-one mode)."""
 
 
-def _queues() -> set[str]:
+def _queues(queue: procrastinate.App) -> set[str]:
     """The queues of every task (always shown in the queue gauges, also when empty)."""
-    jobs.app.perform_import_paths()  # type: ignore[no-untyped-call]  # the API imports only some
-    return {task.queue for task in jobs.app.tasks.values()}
+    return {task.queue for task in queue.tasks.values()}
 
 
 class _Application(FastAPI):
@@ -113,7 +114,7 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
         directory = TenantDirectory(database, ttl=settings.tenant_cache_seconds)
         writer = MessageWriter(database, connect_timeout=settings.database_connect_timeout)
         writer.start()
-        queue = jobs.connect(url, pool_size=settings.job_queue_pool_size)
+        queue = connect_queue(url, pool_size=settings.job_queue_pool_size)
         await queue.open_async()
         worker: asyncio.Task[None] | None = None
         if roles.worker:
@@ -156,7 +157,7 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
             )
         gauges = contextlib.ExitStack()
         gauges.enter_context(metrics.separate_listener(settings))
-        gauges.enter_context(metrics.database_gauges(settings, url, _queues()))
+        gauges.enter_context(metrics.database_gauges(settings, url, _queues(queue)))
         # Everything built so far (modules, pools, caches) lives as long as the process: take it
         # out of the collector's generations so collections stop re-scanning it (bench/ingest.py:
         # 1.18x -> 1.33x the baseline once cryptography, pulled in by PyJWT, joined the heap).

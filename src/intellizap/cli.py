@@ -132,6 +132,7 @@ def worker() -> None:
     SIGTERM lets running jobs finish (up to 30 s); unfinished ones run again elsewhere."""
     from intellizap import jobs
     from intellizap.observability.server import metrics_server
+    from intellizap.task_modules import connect_queue
 
     _exit_cleanly_on_signals()
     settings = load_settings(service=True)
@@ -145,7 +146,7 @@ def worker() -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, main.cancel)
         with metrics_server(settings, url):
-            async with jobs.connect(
+            async with connect_queue(
                 url, pool_size=settings.job_queue_pool_size
             ).open_async() as queue:
                 try:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
+from intellizap.db import migrate
 from intellizap.db.engine import Database, is_connection_error
 
 router = APIRouter(tags=["health"])
@@ -23,10 +23,7 @@ async def ready(request: Request) -> JSONResponse:
     database: Database = request.app.state.database
     expected: str = request.app.state.schema_revision
     try:
-        async with database.engine.connect() as conn:
-            revision = (
-                await conn.execute(text("SELECT version_num FROM alembic_version"))
-            ).scalar_one_or_none()
+        revision = await migrate.applied_revision(database)
     except Exception as exc:
         if not is_connection_error(exc):
             revision = None  # no alembic_version table: never migrated

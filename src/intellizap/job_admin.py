@@ -14,8 +14,8 @@ from datetime import datetime
 from typing import Literal
 
 import sqlalchemy.exc
-from sqlalchemy import bindparam, text
 
+from intellizap import job_repository as repository
 from intellizap.db.engine import Database
 from intellizap.observability.job_logs import describe_job_arguments
 
@@ -38,24 +38,6 @@ class JobRow:
     last_event_at: datetime | None
 
 
-_LIST = text(
-    """
-    SELECT j.id, j.queue_name, j.task_name, CAST(j.status AS text), j.attempts, j.scheduled_at,
-           j.lock, j.args, e.type, e.at
-    FROM procrastinate_jobs j
-    LEFT JOIN LATERAL (
-        SELECT CAST(type AS text) AS type, at FROM procrastinate_events
-        WHERE job_id = j.id ORDER BY at DESC, id DESC LIMIT 1
-    ) AS e ON true
-    WHERE CAST(j.status AS text) IN :statuses
-      AND (CAST(:task AS text) IS NULL OR j.task_name = :task)
-      AND (CAST(:queue AS text) IS NULL OR j.queue_name = :queue)
-    ORDER BY j.id DESC
-    LIMIT :limit
-    """
-).bindparams(bindparam("statuses", expanding=True))
-
-
 async def list_jobs(
     database: Database,
     *,
@@ -66,12 +48,9 @@ async def list_jobs(
 ) -> list[JobRow]:
     """The newest jobs in ``statuses`` (optionally of one task or queue)."""
     async with database.session() as session:
-        rows = (
-            await session.execute(
-                _LIST,
-                {"statuses": list(statuses), "task": task, "queue": queue, "limit": limit},
-            )
-        ).all()
+        rows = await repository.newest_jobs(
+            session, statuses=statuses, task=task, queue=queue, limit=limit
+        )
     return [
         JobRow(
             id=row[0],
@@ -88,15 +67,6 @@ async def list_jobs(
         for row in rows
     ]
 
-
-_STATUS = text("SELECT CAST(status AS text) FROM procrastinate_jobs WHERE id = :id FOR UPDATE")
-_RETRY_FAILED = text("SELECT procrastinate_retry_job_v2(:id, now(), NULL, NULL, NULL)")
-_RETRY_OTHER = text(
-    "UPDATE procrastinate_jobs SET status = 'todo', scheduled_at = NULL, abort_requested = false"
-    " WHERE id = :id AND status IN ('cancelled', 'aborted')"
-)
-_RESET_ATTEMPTS = text("UPDATE procrastinate_jobs SET attempts = 0 WHERE id = :id")
-_CANCEL = text("SELECT procrastinate_cancel_job_v1(:id, :abort, false)")
 
 RetryOutcome = Literal["queued", "not_found", "not_retryable", "duplicate"]
 CancelOutcome = Literal["cancelled", "abort_requested", "not_found", "not_cancellable"]
@@ -120,17 +90,17 @@ async def retry_job(database: Database, job_id: int, *, reset_attempts: bool = F
     status: str | None = None
     try:
         async with database.session() as session:
-            status = (await session.execute(_STATUS, {"id": job_id})).scalar_one_or_none()
+            status = await repository.lock_job_status(session, job_id)
             if status is None:
                 return Outcome(job_id, "not_found", None)
             if status not in RETRYABLE:
                 return Outcome(job_id, "not_retryable", status)
             if status == "failed":
-                await session.execute(_RETRY_FAILED, {"id": job_id})
+                await repository.retry_failed_job(session, job_id)
             else:
-                await session.execute(_RETRY_OTHER, {"id": job_id})
+                await repository.requeue_stopped_job(session, job_id)
             if reset_attempts:
-                await session.execute(_RESET_ATTEMPTS, {"id": job_id})
+                await repository.reset_attempts(session, job_id)
     except sqlalchemy.exc.IntegrityError:
         return Outcome(job_id, "duplicate", status)
     return Outcome(job_id, "queued", status)
@@ -140,25 +110,13 @@ async def cancel_job(database: Database, job_id: int, *, abort: bool = False) ->
     """Cancel a waiting job; with ``abort``, also ask a running one to stop (tasks stop at
     their next await; their side effects so far stay)."""
     async with database.session() as session:
-        status = (await session.execute(_STATUS, {"id": job_id})).scalar_one_or_none()
+        status = await repository.lock_job_status(session, job_id)
         if status is None:
             return Outcome(job_id, "not_found", None)
         if status not in ("todo", "doing") or (status == "doing" and not abort):
             return Outcome(job_id, "not_cancellable", status)
-        await session.execute(_CANCEL, {"id": job_id, "abort": abort})
+        await repository.cancel_job(session, job_id, abort=abort)
     return Outcome(job_id, "cancelled" if status == "todo" else "abort_requested", status)
-
-
-_MATCHING = text(
-    """
-    SELECT id FROM procrastinate_jobs
-    WHERE CAST(status AS text) IN :statuses
-      AND (CAST(:task AS text) IS NULL OR task_name = :task)
-      AND (CAST(:queue AS text) IS NULL OR queue_name = :queue)
-    ORDER BY id
-    LIMIT :limit
-    """
-).bindparams(bindparam("statuses", expanding=True))
 
 
 async def matching_jobs(
@@ -171,25 +129,13 @@ async def matching_jobs(
 ) -> list[int]:
     """Ids of the jobs a bulk ``retry``/``cancel`` applies to, oldest first."""
     async with database.session() as session:
-        rows = await session.execute(
-            _MATCHING, {"statuses": list(statuses), "task": task, "queue": queue, "limit": limit}
+        return await repository.job_ids(
+            session, statuses=statuses, task=task, queue=queue, limit=limit
         )
-        return [int(row[0]) for row in rows]
-
-
-_COUNTS = text(
-    """
-    SELECT queue_name, CAST(status AS text), count(*),
-           count(*) FILTER (WHERE status = 'todo' AND scheduled_at > now())
-    FROM procrastinate_jobs WHERE status IN ('todo', 'doing')
-    GROUP BY 1, 2 ORDER BY 1, 2
-    """
-)
 
 
 async def active_counts(database: Database) -> list[tuple[str, str, int, int]]:
     """(queue, status, jobs, of which scheduled for later) for waiting and running jobs. Only
     these statuses are counted exactly: their partial indexes make it cheap at any table size."""
     async with database.session() as session:
-        rows = (await session.execute(_COUNTS)).all()
-    return [(row[0], row[1], int(row[2]), int(row[3])) for row in rows]
+        return await repository.active_job_counts(session)

@@ -1,17 +1,20 @@
 """The job queue (procrastinate, on our PostgreSQL) and the worker that runs it.
 
-Features define their tasks on :data:`app` and list their module in :data:`TASK_MODULES`. Jobs are
-durable and run at least once: a worker killed mid-job stops sending heartbeats, and the periodic
-:func:`recover_stalled_jobs` hands its jobs to another worker. Tasks say which failures are
-worth retrying (:mod:`intellizap.retries`): an exception whose ``transient`` attribute is False
-fails the job at once.
+Features define their tasks on :data:`app`, which only holds the definitions; the application's
+composition root (:mod:`intellizap.task_modules`) names the modules that define them and gets a
+connected queue from :func:`connect`. Jobs are durable and run at least once: a worker killed
+mid-job stops sending heartbeats, and the periodic :func:`recover_stalled_jobs` hands its jobs to
+another worker. Tasks say which failures are worth retrying (:mod:`intellizap.retries`): an
+exception whose ``transient`` attribute is False fails the job at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+import copy
+import importlib
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,9 +22,9 @@ from typing import Any
 import orjson
 import procrastinate
 import sqlalchemy.exc
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from intellizap import job_repository
 from intellizap.db.engine import Database, libpq_url
 from intellizap.evolution.client import EvolutionClient
 from intellizap.llm import Llm
@@ -35,33 +38,28 @@ from intellizap.settings import Settings
 
 log = get_logger(__name__)
 
-#: Modules whose tasks the worker must know (imported when the worker starts).
-TASK_MODULES = [
-    "intellizap.jobs",
-    "intellizap.evolution.sending",
-    "intellizap.transcription.tasks",
-    "intellizap.tenants.group_sync",
-    "intellizap.summaries.scheduled",
-    "intellizap.summaries.tasks",
-    "intellizap.summaries.delivery",
-    "intellizap.ingest.scheduled",
-]
-
-
-app = procrastinate.App(connector=procrastinate.PsycopgConnector(), import_paths=TASK_MODULES)
+#: Where features define their tasks and periodic tasks (``@jobs.app.task``). Never connected:
+#: :func:`connect` gives each caller its own connected app with these tasks bound to it.
+app = procrastinate.App(connector=procrastinate.PsycopgConnector())
 
 QUEUE_APPLICATION_NAME = "intellizap-queue"
 
 
-def connect(url: str, *, pool_size: int = 4) -> procrastinate.App:
-    """:data:`app`, connected to the database at ``url`` (open it with ``open_async``).
+def connect(url: str, *, pool_size: int = 4, task_modules: Iterable[str] = ()) -> procrastinate.App:
+    """A queue app connected to the database at ``url`` (open it with ``open_async``), knowing
+    every task defined on :data:`app` once ``task_modules`` are imported.
 
-    One process talks to one database, so the app itself gets the connector: its tasks and
-    periodic deferrer refer back to it (``App.with_connector`` copies would not be used by them).
-    The pool (``JOB_QUEUE_POOL_SIZE``) carries the queue's own short statements: fetching a job,
-    recording its end, heartbeats, and defers made outside a transaction; the LISTEN connection
-    is separate.
+    The composition root passes the feature modules that define tasks, so this module never
+    names a feature. Each call builds its own app: nothing global is reconnected. Its tasks are
+    copies bound to it, not ``App.with_connector``'s shared ones: a task defers through the app
+    it belongs to (the periodic deferrer too), so shared tasks would defer through :data:`app`,
+    which has no database. The pool (``JOB_QUEUE_POOL_SIZE``) carries the queue's own short
+    statements: fetching a job, recording its end, heartbeats, and defers made outside a
+    transaction; the LISTEN connection is separate.
     """
+    modules = list(task_modules)
+    for module in modules:
+        importlib.import_module(module)
     connector = procrastinate.PsycopgConnector(
         conninfo=libpq_url(url),
         # Named, so the queue's connections can be told apart in pg_stat_activity.
@@ -69,9 +67,28 @@ def connect(url: str, *, pool_size: int = 4) -> procrastinate.App:
         min_size=1,
         max_size=pool_size,
     )
-    app.connector = connector
-    app.job_manager.connector = connector
-    return app
+    queue = procrastinate.App(connector=connector, import_paths=modules)
+    _bind_tasks(queue)
+    return queue
+
+
+def _bind_tasks(queue: procrastinate.App) -> None:
+    """Give ``queue`` a copy of each task and periodic task of :data:`app`, names unchanged."""
+    bound: dict[int, procrastinate.tasks.Task[Any, Any, Any]] = {}
+    for name, task in app.tasks.items():
+        if name in queue.tasks:  # procrastinate's built-in tasks, which every app has
+            continue
+        if id(task) not in bound:  # one task may be listed under its aliases too
+            bound[id(task)] = copy.copy(task)
+            bound[id(task)].blueprint = queue
+        queue.tasks[name] = bound[id(task)]
+    for periodic in app.periodic_registry.periodic_tasks.values():
+        queue.periodic_registry.register_task(
+            task=bound.get(id(periodic.task), periodic.task),
+            cron=periodic.cron,
+            periodic_id=periodic.periodic_id,
+            configure_kwargs=periodic.configure_kwargs,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,23 +202,6 @@ class JobSpec:
     scheduled_at: datetime | None = None
 
 
-# procrastinate's own SQL function for deferring jobs (the one its Python API calls), fed with
-# arrays: thousands of jobs cost one statement and no Python object per job.
-_DEFER_MANY = text(
-    """
-    SELECT unnest(procrastinate_defer_jobs_v1(ARRAY(
-        SELECT ROW(:queue, :task, j.priority, j.lock, j.queueing_lock, CAST(j.args AS jsonb),
-                   j.scheduled_at)::procrastinate_job_to_defer_v1
-        FROM unnest(CAST(:priorities AS integer[]), CAST(:locks AS text[]),
-                    CAST(:queueing_locks AS text[]), CAST(:args AS text[]),
-                    CAST(:scheduled_at AS timestamptz[]))
-             WITH ORDINALITY AS j (priority, lock, queueing_lock, args, scheduled_at, n)
-        ORDER BY j.n
-    ))) AS id
-    """
-)
-
-
 async def defer_in_transaction(
     session: AsyncSession, queue: procrastinate.App, task: str, specs: Sequence[JobSpec]
 ) -> list[int]:
@@ -218,21 +218,16 @@ async def defer_in_transaction(
         return []
     template = queue.configure_task(task, allow_unknown=False).job  # the task's queue
     try:
-        ids = (
-            await session.execute(
-                _DEFER_MANY,
-                {
-                    "queue": template.queue,
-                    "task": template.task_name,
-                    "priorities": [spec.priority for spec in specs],
-                    "locks": [spec.lock for spec in specs],
-                    "queueing_locks": [spec.queueing_lock for spec in specs],
-                    "args": [orjson.dumps(spec.args).decode() for spec in specs],
-                    "scheduled_at": [spec.scheduled_at for spec in specs],
-                },
-            )
-        ).scalars()
-        return list(ids)
+        return await job_repository.insert_jobs(
+            session,
+            queue=template.queue,
+            task=template.task_name,
+            priorities=[spec.priority for spec in specs],
+            locks=[spec.lock for spec in specs],
+            queueing_locks=[spec.queueing_lock for spec in specs],
+            args=[orjson.dumps(spec.args).decode() for spec in specs],
+            scheduled_at=[spec.scheduled_at for spec in specs],
+        )
     except sqlalchemy.exc.IntegrityError as exc:
         raise procrastinate.exceptions.AlreadyEnqueued(
             f"a {task} job with one of these queueing locks is already waiting"
@@ -241,8 +236,6 @@ async def defer_in_transaction(
 
 #: A defer this big changes the queue's size enough to make its planner statistics misleading.
 BULK_DEFER = 100
-
-_ANALYZE_QUEUE = text("ANALYZE procrastinate_jobs")
 
 
 async def refresh_queue_statistics(database: Database) -> None:
@@ -256,7 +249,7 @@ async def refresh_queue_statistics(database: Database) -> None:
     """
     try:
         async with database.session() as session:
-            await session.execute(_ANALYZE_QUEUE)
+            await job_repository.analyze_jobs_table(session)
     except Exception as exc:  # an optimisation: the jobs are queued either way
         log.warning("could not analyze the job queue after a bulk defer", error=str(exc))
 

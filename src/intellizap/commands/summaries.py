@@ -30,10 +30,10 @@ def resumo(
     ] = False,
 ) -> None:
     """Summarise a group since its last summary, like /resumo typed in the group."""
-    from intellizap import jobs
     from intellizap.summaries.on_demand import request_on_demand
     from intellizap.summaries.preview import group_row
     from intellizap.summaries.service import draft
+    from intellizap.task_modules import connect_queue
 
     settings = load_settings()
 
@@ -56,7 +56,7 @@ def resumo(
                 f"{plan.chunks} LLM call(s) before merging ---"
             )
             return
-        async with jobs.connect(url).open_async() as queue:
+        async with connect_queue(url).open_async() as queue:
             summary_id = await request_on_demand(
                 database, queue, settings, tenant_id=tenant.id, group_id=group.id
             )

@@ -8,9 +8,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, pool
+from sqlalchemy import create_engine, pool, text
 
-from intellizap.db.engine import sqlalchemy_url
+from intellizap.db.engine import Database, sqlalchemy_url
 
 
 def alembic_config(url: str) -> Config:
@@ -48,3 +48,15 @@ def current_revision(url: str) -> str | None:
             return MigrationContext.configure(conn).get_current_revision()
     finally:
         engine.dispose()
+
+
+_APPLIED_REVISION = text("SELECT version_num FROM alembic_version")
+
+
+async def applied_revision(database: Database) -> str | None:
+    """The revision the database is at, read through ``database``'s pool (the readiness probe).
+    Raises as the query does: without an ``alembic_version`` table the database was never
+    migrated."""
+    async with database.engine.connect() as conn:
+        revision: str | None = (await conn.execute(_APPLIED_REVISION)).scalar_one_or_none()
+    return revision

@@ -11,15 +11,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import bindparam
-from sqlalchemy import text as sql
-
 from intellizap.db.engine import Database
+from intellizap.evolution import repository
 from intellizap.evolution.send_ledger import CLOCK_SKEW, OUR_OWN, fingerprint
-
-_CLAIMED = sql(
-    "SELECT id_externo FROM envios WHERE usuario_id = :tenant_id AND id_externo IN :ids"
-).bindparams(bindparam("ids", expanding=True))
 
 
 async def claimed(database: Database, tenant_id: uuid.UUID, message_ids: list[str]) -> set[str]:
@@ -28,32 +22,7 @@ async def claimed(database: Database, tenant_id: uuid.UUID, message_ids: list[st
     if not message_ids:
         return set()
     async with database.session() as session:
-        rows = await session.execute(_CLAIMED, {"tenant_id": tenant_id, "ids": message_ids})
-        return set(rows.scalars())
-
-
-_ECHO = sql(
-    """
-    UPDATE envios e
-    SET status = 'enviado', id_externo = :message_id,
-        respondido_em = COALESCE(e.respondido_em, now()), concluido_em = now(), texto = NULL,
-        erro = NULL
-    FROM (
-        SELECT id FROM envios
-        WHERE usuario_id = :tenant_id AND status = 'enviando' AND destino_jid = :chat_jid
-          AND texto_hash = :hash AND postado_em <= CAST(:sent_at AS timestamptz) + :skew
-          AND NOT EXISTS (
-              SELECT 1 FROM envios o
-              WHERE o.usuario_id = :tenant_id AND o.id_externo = :message_id
-          )
-        ORDER BY postado_em DESC
-        LIMIT 1
-        FOR UPDATE
-    ) target
-    WHERE e.id = target.id
-    RETURNING e.id
-    """
-)
+        return await repository.confirming_message_ids(session, tenant_id, message_ids)
 
 
 async def record_echo(
@@ -79,7 +48,7 @@ async def record_echo(
         "skew": CLOCK_SKEW,
     }
     async with database.session() as session:
-        matched = (await session.execute(_ECHO, params)).scalar_one_or_none()
+        matched = await repository.settle_by_echo(session, params)
         if matched is not None:
             await session.execute(OUR_OWN, params)
     return matched is not None

@@ -6,28 +6,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import procrastinate
-from sqlalchemy import text
 
 from intellizap import jobs
 from intellizap.db.engine import Database
+from intellizap.ingest import repository
 from intellizap.ingest.changes import apply_all_pending_changes
 from intellizap.logging import get_logger
+from intellizap.transcription import repository as transcription_repository
 
 log = get_logger(__name__)
 
 BATCH = 5_000
 FINISHED_JOBS_KEPT_HOURS = 7 * 24
-
-# Small batches keep each transaction short on a busy table.
-_DELETE_OLD_MESSAGES = text(
-    "DELETE FROM mensagens WHERE id IN ("
-    " SELECT id FROM mensagens WHERE data_mensagem < :before LIMIT :batch)"
-)
-_DELETE_STALE = (
-    text("DELETE FROM alteracoes_pendentes WHERE created_at < :before"),
-    text("DELETE FROM mensagens_enviadas WHERE created_at < :before"),
-)
-_DELETE_ABANDONED_AUDIO = text("DELETE FROM audios_pendentes WHERE created_at < :before")
 
 
 async def delete_old_messages(database: Database, *, now: datetime, retention_days: int) -> int:
@@ -35,16 +25,15 @@ async def delete_old_messages(database: Database, *, now: datetime, retention_da
     before = now - timedelta(days=retention_days)
     deleted = 0
     while True:
+        # Small batches keep each transaction short on a busy table.
         async with database.session() as session:
-            result = await session.execute(_DELETE_OLD_MESSAGES, {"before": before, "batch": BATCH})
-        batch: int = result.rowcount  # type: ignore[attr-defined]
+            batch = await repository.delete_messages_before(session, before, limit=BATCH)
         deleted += batch
         if batch < BATCH:
             break
     async with database.session() as session:
-        for statement in _DELETE_STALE:
-            await session.execute(statement, {"before": before})
-        await session.execute(_DELETE_ABANDONED_AUDIO, {"before": now - timedelta(days=1)})
+        await repository.delete_stale_rows(session, before)
+        await transcription_repository.delete_abandoned_audio(session, now - timedelta(days=1))
     return deleted
 
 

@@ -24,6 +24,7 @@ import orjson
 import psycopg
 
 from intellizap.db.engine import Database, DatabaseUnavailable, is_connection_error, libpq_url
+from intellizap.ingest import repository
 from intellizap.ingest.changes import apply_pending_changes
 from intellizap.ingest.metrics import BATCH_SIZE
 from intellizap.logging import get_logger
@@ -52,32 +53,6 @@ class WriteResult:
     message_id: uuid.UUID | None
     """The new row's id when stored."""
 
-
-# One statement, autocommitted, inserts the batch and says whether any of its messages has an edit
-# or delete waiting (almost never): only then is a second transaction spent applying it. The rows
-# travel as one JSON parameter: serialising them is one orjson call, where eight typed arrays
-# would cost psycopg a Python-level dump of every element.
-_INSERT = """
-    WITH batch AS (
-        SELECT * FROM json_to_recordset(%s::json) AS b (
-            group_id uuid, external_id varchar, text text, author_name varchar,
-            author_number varchar, sent_at timestamptz, kind varchar, from_me boolean
-        )
-    ),
-    inserted AS (
-        INSERT INTO mensagens (grupo_id, id_externo, mensagem, "nome-autor", "numero-autor",
-                               data_mensagem, tipo, enviada_por_mim)
-        SELECT * FROM batch
-        ON CONFLICT (grupo_id, id_externo) DO NOTHING
-        RETURNING grupo_id, id_externo, id
-    )
-    SELECT grupo_id, id_externo, id, false AS pending FROM inserted
-    UNION ALL
-    SELECT NULL, NULL, NULL, true WHERE EXISTS (
-        SELECT 1 FROM alteracoes_pendentes p
-        JOIN batch b ON p.grupo_id = b.group_id AND p.id_externo = b.external_id
-    )
-"""
 
 _Key = tuple[uuid.UUID, str]
 
@@ -189,8 +164,7 @@ class MessageWriter:
     async def _insert(self, flusher: int, rows: Sequence[NewMessage]) -> dict[_Key, uuid.UUID]:
         conn = await self._connection(flusher)
         try:
-            cursor = await conn.execute(_INSERT, (orjson.dumps(rows).decode(),))
-            rows_back = await cursor.fetchall()
+            rows_back = await repository.insert_messages(conn, orjson.dumps(rows).decode())
         except Exception as exc:
             if is_connection_error(exc) or conn.broken:
                 self._connections[flusher] = None
@@ -206,7 +180,7 @@ class MessageWriter:
             except Exception as exc:  # the messages are committed; the change waits
                 log.warning("could not apply pending edits/deletes yet", error=str(exc))
         return {
-            (group_id, external_id): message_id  # type: ignore[misc]
+            (group_id, external_id): message_id
             for group_id, external_id, message_id, pending in rows_back
             if not pending
         }

@@ -16,50 +16,16 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, LiteralString
+from typing import Any
 
 import psycopg
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from intellizap.db.engine import libpq_url
+from intellizap.observability import repository
 from intellizap.summaries.history import WAITING_SQL
 
-# Grouped by the enum itself (cheaper than by its text), scheduled jobs counted apart.
-_ACTIVE: LiteralString = """
-    SELECT queue_name, CAST(status AS text), jobs, later FROM (
-        SELECT queue_name, status, count(*) AS jobs, count(scheduled_at > now() OR NULL) AS later
-        FROM procrastinate_jobs WHERE status IN ('todo', 'doing')
-        GROUP BY queue_name, status
-    ) AS active
-"""
-# The first ready jobs in the order workers take them (procrastinate's partial index on
-# (priority DESC, id) WHERE status = 'todo'); their wait started when they were queued, or when
-# they became due.
-_OLDEST_READY: LiteralString = """
-    SELECT EXTRACT(EPOCH FROM now() - min(GREATEST(j.scheduled_at, e.at)))
-    FROM (
-        SELECT id, scheduled_at FROM procrastinate_jobs
-        WHERE status = 'todo' AND (scheduled_at IS NULL OR scheduled_at <= now())
-        ORDER BY priority DESC, id
-        LIMIT 100
-    ) AS j
-    CROSS JOIN LATERAL (
-        SELECT max(at) AS at FROM procrastinate_events
-        WHERE job_id = j.id AND type IN ('deferred', 'deferred_for_retry', 'retried')
-    ) AS e
-"""
-_FINISHED_ESTIMATE: LiteralString = """
-    SELECT CAST(CAST(s.most_common_vals AS text) AS text[]), s.most_common_freqs, c.reltuples
-    FROM pg_stats s
-    JOIN pg_class c ON c.oid = to_regclass('procrastinate_jobs')
-    WHERE s.schemaname = current_schema() AND s.tablename = 'procrastinate_jobs'
-      AND s.attname = 'status'
-"""
-_WORKERS: LiteralString = """
-    SELECT count(*) FROM procrastinate_workers
-    WHERE last_heartbeat > now() - make_interval(secs => %(window)s)
-"""
 _FINISHED = ("failed", "cancelled", "aborted")
 
 
@@ -137,21 +103,19 @@ class DatabaseCollector(Collector):
         snapshot = Snapshot()
         connection = self._connect()
         with connection.cursor() as cursor:
-            for queue, status, count, later in cursor.execute(_ACTIVE).fetchall():
+            for queue, status, count, later in repository.active_jobs(cursor):
                 self._queues.add(queue)
-                snapshot.jobs[(queue, status)] = int(count)
+                snapshot.jobs[(queue, status)] = count
                 if status == "todo":
-                    snapshot.ready[queue] = int(count) - int(later)
-            row = cursor.execute(_OLDEST_READY).fetchone()
-            snapshot.oldest_ready_seconds = float(row[0]) if row and row[0] is not None else 0.0
-            row = cursor.execute(_FINISHED_ESTIMATE).fetchone()
-            if row is not None and row[0] is not None:
-                values, frequencies, tuples = row
+                    snapshot.ready[queue] = count - later
+            snapshot.oldest_ready_seconds = repository.oldest_ready_seconds(cursor)
+            statistics = repository.job_status_statistics(cursor)
+            if statistics is not None:
+                values, frequencies, tuples = statistics
                 for value, frequency in zip(values, frequencies, strict=False):
                     if value in _FINISHED:
-                        snapshot.finished_estimate[value] = max(float(tuples), 0) * frequency
-            row = cursor.execute(_WORKERS, {"window": self._worker_timeout}).fetchone()
-            snapshot.workers = int(row[0]) if row else 0
+                        snapshot.finished_estimate[value] = max(tuples, 0) * frequency
+            snapshot.workers = repository.live_workers(cursor, self._worker_timeout)
             for origin, count, age in cursor.execute(WAITING_SQL).fetchall():
                 snapshot.summaries_waiting[origin] = int(count)
                 snapshot.oldest_summary_seconds = max(

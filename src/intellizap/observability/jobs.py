@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, LiteralString
+from typing import Any
 
 import procrastinate
 import structlog
@@ -28,6 +28,7 @@ from procrastinate.jobs import Job
 from procrastinate.worker import Worker
 from prometheus_client import Counter, Histogram
 
+from intellizap.observability import repository
 from intellizap.observability.summaries import SUMMARIES
 from intellizap.retries import Backoff
 
@@ -52,32 +53,6 @@ QUEUE_LATENCY = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600),
 )
 
-# One round trip: when the job became ready, and whose it is — from whichever id its arguments
-# carry (a summary, a message, a send of the ledger, or a tenant and the group JID it sends to).
-# Absent ids are NULL.
-_CONTEXT: LiteralString = """
-    SELECT
-        (SELECT max(at) FROM procrastinate_events
-         WHERE job_id = %(job_id)s AND type IN ('deferred', 'deferred_for_retry', 'retried'))
-            AS queued_at,
-        CAST(u.id AS text) AS usuario_id, u.instancia,
-        CAST(COALESCE(r.grupo_id, m.grupo_id, tg.id) AS text) AS grupo_id,
-        CAST(r.status AS text) AS summary_status
-    FROM (SELECT 1) AS one
-    LEFT JOIN resumos r ON r.id = %(summary_id)s
-    LEFT JOIN mensagens m ON m.id = %(message_id)s
-    LEFT JOIN grupos g ON g.id = m.grupo_id
-    LEFT JOIN envios e ON e.id = %(send_id)s
-    LEFT JOIN usuarios t ON t.id = COALESCE(%(tenant_id)s, e.usuario_id)
-    LEFT JOIN grupos tg
-        ON tg.usuario_id = t.id AND tg.grupo_id_externo = COALESCE(%(number)s, e.destino_jid)
-    LEFT JOIN usuarios u ON u.id = COALESCE(r.usuario_id, g.usuario_id, t.id)
-"""
-_SUMMARY_AFTER: LiteralString = """
-    SELECT CAST(status AS text) AS status, origem FROM resumos
-    WHERE id = %(summary_id)s
-"""
-
 _FINAL = frozenset({"enviado", "erro"})
 
 
@@ -100,11 +75,9 @@ def _lookup(job_id: int | None, args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _query(
-    app: procrastinate.App, query: LiteralString, params: dict[str, Any]
-) -> dict[str, Any] | None:
+async def _query(lookup: Awaitable[dict[str, Any]]) -> dict[str, Any] | None:
     try:
-        row: dict[str, Any] = await app.connector.execute_query_one_async(query, **params)
+        row = await lookup
     except Exception as exc:  # an unparseable id, a lost connection: the job still runs
         _log.debug("job context lookup failed", error=type(exc).__name__)
         return None
@@ -149,7 +122,7 @@ async def observe_job(
     job = context.job
     app = worker.app
     params = _lookup(job.id, job.task_kwargs)
-    row = await _query(app, _CONTEXT, params)
+    row = await _query(repository.job_context(app, params))
     _bind(job, row)
     ready = _ready_since(job, row.get("queued_at") if row else None)
     if ready is not None:
@@ -166,6 +139,6 @@ async def observe_job(
         JOB_SECONDS.labels(job.task_name).observe(time.perf_counter() - started)
         JOBS.labels(job.task_name, outcome).inc()
         if outcome != "interrupted" and row is not None and row.get("summary_status") == "pendente":
-            after = await _query(app, _SUMMARY_AFTER, {"summary_id": params["summary_id"]})
+            after = await _query(repository.summary_outcome(app, params["summary_id"]))
             if after is not None and after.get("status") in _FINAL:
-                SUMMARIES.labels(after["status"], after.get("origem") or "agendado").inc()
+                SUMMARIES.labels(after["status"], after.get("origin") or "agendado").inc()

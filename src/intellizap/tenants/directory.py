@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import RowMapping, text
+from sqlalchemy import RowMapping
 
 from intellizap.db.engine import Database
+from intellizap.tenants import directory_repository as repository
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,27 +50,6 @@ class TenantInfo:
     groups: dict[str, GroupInfo] = field(default_factory=dict)
 
 
-_LOAD_TENANT = text(
-    """
-    SELECT u.id, u.evolution_token, u.transcricao_ativa, u.max_grupos, u.resumo_membros,
-           g.id AS group_id, g.grupo_id_externo, g.ativo, g.resumo_ativo,
-           g.transcricao_ativa AS group_transcription, g.created_at
-    FROM usuarios u
-    LEFT JOIN grupos g ON g.usuario_id = u.id
-    WHERE u.instancia = :instance
-    """
-)
-
-_REGISTER_GROUP = text(
-    """
-    INSERT INTO grupos (grupo_id_externo, usuario_id, ativo, resumo_ativo, transcricao_ativa, nome)
-    VALUES (:jid, :tenant_id, false, false, false, :name)
-    ON CONFLICT (usuario_id, grupo_id_externo) DO UPDATE
-        SET nome = COALESCE(EXCLUDED.nome, grupos.nome)
-    """
-)
-
-
 def _build_tenant(instance: str, rows: Sequence[RowMapping]) -> TenantInfo | None:
     if not rows:
         return None
@@ -77,13 +57,13 @@ def _build_tenant(instance: str, rows: Sequence[RowMapping]) -> TenantInfo | Non
     groups = [row for row in rows if row["group_id"] is not None]
     # When a tenant is over its limit, its oldest active groups are the ones ingested.
     active = sorted(
-        (row for row in groups if row["ativo"]),
+        (row for row in groups if row["active"]),
         key=lambda row: (
             row["created_at"] or datetime.min.replace(tzinfo=UTC),
             str(row["group_id"]),
         ),
     )
-    max_groups: int | None = tenant["max_grupos"]
+    max_groups: int | None = tenant["max_groups"]
     allowed = {
         row["group_id"] for row in (active if max_groups is None else active[: max(max_groups, 0)])
     }
@@ -94,16 +74,16 @@ def _build_tenant(instance: str, rows: Sequence[RowMapping]) -> TenantInfo | Non
         id=tenant["id"],
         instance=instance,
         evolution_token=token,
-        transcription_enabled=bool(tenant["transcricao_ativa"]),
+        transcription_enabled=bool(tenant["transcription_enabled"]),
         max_groups=max_groups,
-        members_can_summarize=bool(tenant["resumo_membros"]),
+        members_can_summarize=bool(tenant["members_can_summarize"]),
         groups={
-            row["grupo_id_externo"]: GroupInfo(
+            row["jid"]: GroupInfo(
                 id=row["group_id"],
-                jid=row["grupo_id_externo"],
-                active=bool(row["ativo"]),
+                jid=row["jid"],
+                active=bool(row["active"]),
                 within_limit=row["group_id"] in allowed,
-                summary_enabled=bool(row["resumo_ativo"]),
+                summary_enabled=bool(row["summary_enabled"]),
                 transcription_enabled=bool(row["group_transcription"]),
             )
             for row in groups
@@ -150,9 +130,7 @@ class TenantDirectory:
         """Record a group seen for the first time (inactive, so the frontend can offer it), or
         refresh its name. The tenant's cache entry is dropped so the next lookup sees it."""
         async with self._database.session() as session:
-            await session.execute(
-                _REGISTER_GROUP, {"jid": jid, "tenant_id": tenant.id, "name": name}
-            )
+            await repository.register_group(session, tenant.id, jid, name)
         self.invalidate(tenant.instance)
 
     def invalidate(self, instance: str) -> None:
@@ -160,8 +138,7 @@ class TenantDirectory:
 
     async def _load(self, instance: str) -> TenantInfo | None:
         async with self._database.session() as session:
-            result = await session.execute(_LOAD_TENANT, {"instance": instance})
-            rows = result.mappings().all()
+            rows = await repository.tenant_with_groups(session, instance)
         return _build_tenant(instance, rows)
 
     def _store(self, instance: str, tenant: TenantInfo | None) -> None:

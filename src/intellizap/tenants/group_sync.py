@@ -12,30 +12,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import procrastinate
-from sqlalchemy import text
 
 from intellizap import jobs
 from intellizap.db.engine import Database
 from intellizap.evolution.client import EvolutionClient, GroupMetadata
 from intellizap.evolution.payloads import is_group_jid, normalise_jid
 from intellizap.logging import get_logger
+from intellizap.tenants import directory_repository as repository
+from intellizap.tenants import repository as tenant_repository
 from intellizap.tenants.repository import TenantAccount, tenant_by_id
 
 log = get_logger(__name__)
 
 SYNC_TASK = "sync_groups"
 _BATCH = 500
-
-_UPSERT = text(
-    """
-    INSERT INTO grupos (grupo_id_externo, usuario_id, ativo, resumo_ativo, transcricao_ativa, nome)
-    SELECT jid, :tenant_id, false, false, false, name
-    FROM unnest(CAST(:jids AS varchar[]), CAST(:names AS varchar[])) AS g (jid, name)
-    ON CONFLICT (usuario_id, grupo_id_externo) DO UPDATE
-        SET nome = COALESCE(EXCLUDED.nome, grupos.nome)
-    RETURNING (xmax = 0) AS inserted
-    """
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,15 +63,12 @@ async def store_groups(
     for start in range(0, len(groups), _BATCH):
         batch = groups[start : start + _BATCH]
         async with database.session() as session:
-            inserted = await session.execute(
-                _UPSERT,
-                {
-                    "tenant_id": tenant_id,
-                    "jids": [group.jid for group in batch],
-                    "names": [group.subject for group in batch],
-                },
+            new += await repository.upsert_groups(
+                session,
+                tenant_id,
+                jids=[group.jid for group in batch],
+                names=[group.subject for group in batch],
             )
-            new += sum(1 for (was_inserted,) in inserted if was_inserted)
         if progress:
             progress(len(batch))
     return SyncResult(groups=len(groups), new=new)
@@ -123,11 +110,7 @@ async def sync_all_groups(job_context: procrastinate.JobContext, timestamp: int)
     """Once a day (04:17 UTC, a quiet hour in Brazil): one sync job per tenant with an instance."""
     context = jobs.context_of(job_context)
     async with context.database.session() as session:
-        tenant_ids = (
-            (await session.execute(text("SELECT id FROM usuarios WHERE instancia IS NOT NULL")))
-            .scalars()
-            .all()
-        )
+        tenant_ids = await tenant_repository.tenant_ids_with_instance(session)
     for tenant_id in tenant_ids:
         await request_group_sync(job_context.app, tenant_id)
     return len(tenant_ids)

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intellizap.db.engine import Database
+from intellizap.tenants import quota_repository as repository
 from intellizap.tenants.clock import local_day, tenant_zone
 
 QUOTA_EXCEEDED = "cota mensal de tokens excedida"
@@ -52,16 +52,6 @@ class QuotaStatus:
         return self.limit is not None and self.used >= self.limit
 
 
-_USAGE = text(
-    """
-    SELECT COALESCE(SUM(tokens_entrada + tokens_saida) FILTER (WHERE chave = 'plataforma'), 0),
-           COALESCE(SUM(tokens_entrada + tokens_saida) FILTER (WHERE chave = 'propria'), 0),
-           COALESCE(SUM(segundos_audio), 0)
-    FROM uso_tokens WHERE usuario_id = :tenant_id AND created_at >= :since
-    """
-)
-
-
 async def quota_status(
     database: Database,
     *,
@@ -74,9 +64,7 @@ async def quota_status(
     start_day = cycle_start(local_day(now, zone), renewal_day)
     since = datetime.combine(start_day, time.min, tzinfo=zone)
     async with database.session() as session:
-        platform, own, audio = (
-            await session.execute(_USAGE, {"tenant_id": tenant_id, "since": since})
-        ).one()
+        platform, own, audio = await repository.usage_since(session, tenant_id, since)
     return QuotaStatus(
         cycle_start=since,
         used=int(platform),
@@ -87,18 +75,12 @@ async def quota_status(
     )
 
 
-_ACCOUNT = text(
-    'SELECT tokens_mes, "dia-renovacao-tokens", fuso_horario FROM usuarios WHERE id = :id'
-)
-
-
 async def account_usage(
     database: Database, *, tenant_id: uuid.UUID, default_zone: str, now: datetime
 ) -> QuotaStatus:
     """The tenant's usage in its current cycle, with its own limit, renewal day and zone."""
     async with database.session() as session:
-        row = (await session.execute(_ACCOUNT, {"id": tenant_id})).one()
-    limit, renewal_day, zone_name = row
+        limit, renewal_day, zone_name = await repository.quota_settings(session, tenant_id)
     return await quota_status(
         database,
         tenant_id=tenant_id,
@@ -159,43 +141,6 @@ class Usage:
     output_tokens: int
 
 
-_LOCK_TENANT = text("SELECT pg_advisory_xact_lock(hashtextextended(CAST(:tenant_id AS text), 11))")
-_DROP_EXPIRED = text(
-    "DELETE FROM reservas_tokens WHERE usuario_id = :tenant_id AND expira_em < now()"
-)
-# One statement, so used and reserved come from one snapshot: a call settling concurrently (its
-# usage in, its reservation down, in one transaction) is seen either before or after, whole.
-_USED_AND_RESERVED = text(
-    """
-    SELECT (SELECT COALESCE(SUM(tokens_entrada + tokens_saida), 0) FROM uso_tokens
-            WHERE usuario_id = :tenant_id AND chave = 'plataforma' AND created_at >= :since),
-           (SELECT COALESCE(SUM(tokens), 0) FROM reservas_tokens
-            WHERE usuario_id = :tenant_id AND expira_em >= now())
-    """
-)
-_RESERVE = text(
-    """
-    INSERT INTO reservas_tokens (usuario_id, tokens, expira_em)
-    VALUES (:tenant_id, :tokens, now() + make_interval(secs => :ttl))
-    RETURNING id
-    """
-)
-_RECORD_USAGE = text(
-    """
-    INSERT INTO uso_tokens (usuario_id, tipo, modelo, tokens_entrada, tokens_saida, chave, resumo_id)
-    VALUES (:tenant_id, :kind, :model, :input, :output, :key_owner, :summary_id)
-    """
-)
-_SHRINK = text(
-    """
-    UPDATE reservas_tokens SET tokens = GREATEST(0, tokens - :spent),
-        expira_em = now() + make_interval(secs => :ttl)
-    WHERE id = :id
-    """
-)
-_RELEASE = text("DELETE FROM reservas_tokens WHERE id = :id")
-
-
 def _pt(number: int) -> str:
     return f"{number:,}".replace(",", ".")
 
@@ -220,15 +165,12 @@ async def reserve(
     async with database.session() as session:
         # The lock is its own statement: the next one's snapshot is taken after it is granted,
         # so it sees every reservation committed by whoever held it before.
-        await session.execute(_LOCK_TENANT, {"tenant_id": account.tenant_id})
-        await session.execute(_DROP_EXPIRED, {"tenant_id": account.tenant_id})
-        used, reserved = (
-            await session.execute(
-                _USED_AND_RESERVED,
-                {"tenant_id": account.tenant_id, "since": _cycle_since(account, now)},
-            )
-        ).one()
-        left = account.limit - int(used)
+        await repository.lock_tenant_quota(session, account.tenant_id)
+        await repository.drop_expired_reservations(session, account.tenant_id)
+        used, reserved = await repository.used_and_reserved(
+            session, account.tenant_id, _cycle_since(account, now)
+        )
+        left = account.limit - used
         if left <= 0:
             raise QuotaRefused(QUOTA_EXCEEDED)
         if tokens > left:
@@ -236,20 +178,13 @@ async def reserve(
                 f"{QUOTA_INSUFFICIENT}: este resumo precisa de até {_pt(tokens)} tokens e "
                 f"restam {_pt(left)} no ciclo"
             )
-        if tokens > left - int(reserved):
+        if tokens > left - reserved:
             raise QuotaBusy(
-                f"quota held by calls in progress: {tokens} needed, {left - int(reserved)} free"
+                f"quota held by calls in progress: {tokens} needed, {left - reserved} free"
             )
-        reservation_id = (
-            await session.execute(
-                _RESERVE,
-                {
-                    "tenant_id": account.tenant_id,
-                    "tokens": tokens,
-                    "ttl": RESERVATION_TTL.total_seconds(),
-                },
-            )
-        ).scalar_one()
+        reservation_id = await repository.insert_reservation(
+            session, account.tenant_id, tokens, ttl=RESERVATION_TTL
+        )
     return Reservation(reservation_id, account.tenant_id, tokens)
 
 
@@ -264,37 +199,33 @@ async def charge(
 ) -> None:
     """Record one call's real usage (``uso_tokens``, ``tipo`` = ``kind``) and take it off the
     reservation, in the caller's transaction."""
-    await session.execute(
-        _RECORD_USAGE,
-        {
-            "tenant_id": reservation.tenant_id,
-            "kind": kind,
-            "model": usage.model,
-            "input": usage.input_tokens,
-            "output": usage.output_tokens,
-            "key_owner": key_owner,
-            "summary_id": summary_id,
-        },
+    await repository.record_usage(
+        session,
+        tenant_id=reservation.tenant_id,
+        kind=kind,
+        model=usage.model,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        key_owner=key_owner,
+        summary_id=summary_id,
     )
     if reservation.id is not None:
-        await session.execute(
-            _SHRINK,
-            {
-                "id": reservation.id,
-                "spent": usage.input_tokens + usage.output_tokens,
-                "ttl": RESERVATION_TTL.total_seconds(),
-            },
+        await repository.shrink_reservation(
+            session,
+            reservation.id,
+            spent=usage.input_tokens + usage.output_tokens,
+            ttl=RESERVATION_TTL,
         )
 
 
 async def settle(session: AsyncSession, reservation: Reservation) -> None:
     """The calls are done and charged: give back the rest, in the caller's transaction."""
     if reservation.id is not None:
-        await session.execute(_RELEASE, {"id": reservation.id})
+        await repository.delete_reservation(session, reservation.id)
 
 
 async def release(database: Database, reservation: Reservation) -> None:
     """Give back a reservation whose calls failed (what they spent is already charged)."""
     if reservation.id is not None:
         async with database.session() as session:
-            await session.execute(_RELEASE, {"id": reservation.id})
+            await repository.delete_reservation(session, reservation.id)

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Row, TextClause, text, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from intellizap.db.engine import Database
 from intellizap.db.models import Tenant
@@ -57,6 +58,14 @@ _ALL = text(
     'SELECT id, instancia, evolution_token, "key-openai" FROM usuarios'
     " WHERE instancia IS NOT NULL AND instancia <> '' ORDER BY instancia"
 )
+
+
+_IDS_WITH_INSTANCE = text("SELECT id FROM usuarios WHERE instancia IS NOT NULL")
+
+
+async def tenant_ids_with_instance(session: AsyncSession) -> list[uuid.UUID]:
+    """Every tenant connected to an instance (the daily jobs over all of them)."""
+    return list((await session.execute(_IDS_WITH_INSTANCE)).scalars().all())
 
 
 async def all_tenants(database: Database) -> list[TenantAccount]:

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import procrastinate
-from sqlalchemy import text
 
 from intellizap import jobs
 from intellizap.db.engine import Database
@@ -31,7 +30,9 @@ from intellizap.jobs import WorkerContext
 from intellizap.llm import KeyOwner, choose_key
 from intellizap.logging import get_logger
 from intellizap.observability.transcription import TRANSCRIBED_SECONDS
+from intellizap.transcription import repository
 from intellizap.transcription.audio import AudioError, duration_seconds, uploads_for
+from intellizap.transcription.repository import VoiceNote
 
 log = get_logger(__name__)
 
@@ -41,23 +42,6 @@ TRANSCRIPTION_DEADLINE = timedelta(hours=3)
 
 
 # -- requesting (webhook side) -----------------------------------------------------------------------
-
-_SAVE_AUDIO = text(
-    """
-    INSERT INTO audios_pendentes (mensagem_id, midia, base64)
-    VALUES (:message_id, CAST(:media AS jsonb), :data)
-    ON CONFLICT (mensagem_id) DO UPDATE
-        SET base64 = COALESCE(EXCLUDED.base64, audios_pendentes.base64)
-    """
-)
-
-_UNTRANSCRIBED = text(
-    """
-    SELECT id FROM mensagens
-    WHERE grupo_id = :group_id AND id_externo = :external_id AND tipo = 'audio'
-      AND mensagem IS NULL AND apagada_em IS NULL AND transcricao_erro IS NULL
-    """
-)
 
 
 async def request_transcription(
@@ -72,9 +56,8 @@ async def request_transcription(
     import orjson
 
     async with database.session() as session:
-        await session.execute(
-            _SAVE_AUDIO,
-            {"message_id": message_id, "media": orjson.dumps(media).decode(), "data": media_base64},
+        await repository.save_pending_audio(
+            session, message_id, orjson.dumps(media).decode(), media_base64
         )
     await jobs.defer(
         queue,
@@ -96,48 +79,10 @@ async def untranscribed_message(
     """For a duplicate webhook: the stored audio still waiting for its transcript, if any (the
     first delivery may have failed between storing the message and queueing the job)."""
     async with database.session() as session:
-        found = (
-            await session.execute(
-                _UNTRANSCRIBED, {"group_id": group_id, "external_id": external_id}
-            )
-        ).scalar_one_or_none()
-    return found
+        return await repository.untranscribed_audio(session, group_id, external_id)
 
 
 # -- transcribing (worker side) -------------------------------------------------------------------------
-
-_LOAD = text(
-    """
-    SELECT m.id, m.mensagem, m.apagada_em, m.transcricao_erro, m.id_externo, m."nome-autor",
-           g.grupo_id_externo, g.transcricao_ativa AS group_on, u.transcricao_ativa AS tenant_on,
-           u.id AS tenant_id, u.instancia, u.evolution_token, u."key-openai" AS openai_key,
-           p.midia, p.base64
-    FROM mensagens m
-    JOIN grupos g ON g.id = m.grupo_id
-    JOIN usuarios u ON u.id = g.usuario_id
-    LEFT JOIN audios_pendentes p ON p.mensagem_id = m.id
-    WHERE m.id = :id
-    """
-)
-_STORE_TRANSCRIPT = text(
-    """
-    UPDATE mensagens SET mensagem = :transcript
-    WHERE id = :id AND mensagem IS NULL AND apagada_em IS NULL
-    RETURNING id
-    """
-)
-_RECORD_USAGE = text(
-    """
-    INSERT INTO uso_tokens (usuario_id, tipo, modelo, tokens_entrada, tokens_saida,
-                            segundos_audio, chave, mensagem_id)
-    VALUES (:tenant_id, 'transcricao', :model, 0, 0, :seconds, :key_owner, :message_id)
-    """
-)
-_RECORD_FAILURE = text(
-    "UPDATE mensagens SET transcricao_erro = :reason WHERE id = :id AND mensagem IS NULL"
-)
-_DROP_AUDIO = text("DELETE FROM audios_pendentes WHERE mensagem_id = :id")
-_FORGET_AUDIO_BYTES = text("UPDATE audios_pendentes SET base64 = NULL WHERE mensagem_id = :id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,41 +106,39 @@ async def transcribe_message(
     settings = context.settings
     database = context.database
     async with database.session() as session:
-        row = (await session.execute(_LOAD, {"id": message_id})).mappings().first()
+        row = await repository.voice_note(session, message_id)
     if row is None:
         return Outcome("skipped")  # the message was deleted by retention or its group removed
-    media: dict[str, Any] | None = row["midia"]
-    if row["mensagem"] is not None and media is not None and not row["apagada_em"]:
+    media: dict[str, Any] | None = row.media
+    if row.text is not None and media is not None and not row.deleted_at:
         # Transcribed by an earlier run that stopped before queueing the reply (the pending
         # row is removed only once the reply is queued): reply now, without paying twice.
-        await _reply(
-            context, queue, row, _quote_of(media, row["grupo_id_externo"]), row["mensagem"]
-        )
-        return Outcome("transcribed", row["mensagem"])
-    if row["mensagem"] is not None or row["apagada_em"] or row["transcricao_erro"]:
+        await _reply(context, queue, row, _quote_of(media, row.group_jid), row.text)
+        return Outcome("transcribed", row.text)
+    if row.text is not None or row.deleted_at or row.transcription_error:
         await drop_audio(database, message_id)
         return Outcome("skipped")
-    if not (row["group_on"] and row["tenant_on"]) or media is None:
+    if not (row.group_on and row.tenant_on) or media is None:
         await drop_audio(database, message_id)
         return Outcome("skipped")
 
-    quote = _quote_of(media, row["grupo_id_externo"])
+    quote = _quote_of(media, row.group_jid)
     announced = _announced_seconds(media)
     limit = settings.transcription_max_seconds
     if announced is not None and announced > limit:
         return await _too_long(context, queue, row, quote, announced)
 
-    key = choose_key(row["openai_key"], settings.openai_api_key)
+    key = choose_key(row.openai_key, settings.openai_api_key)
     with tempfile.TemporaryDirectory(prefix="intellizap-audio-") as workdir:
         source = Path(workdir) / "source.ogg"
-        if row["base64"]:
-            audio = _decode(row["base64"])
+        if row.data_base64:
+            audio = _decode(row.data_base64)
         else:
             downloaded = await context.evolution.get_media_base64(
-                row["instancia"],
+                row.instance,
                 key=media["key"],
                 message=media["message"],
-                token=row["evolution_token"],
+                token=row.evolution_token,
             )
             audio = _decode(downloaded.data_base64)
         await asyncio.to_thread(source.write_bytes, audio)
@@ -217,36 +160,30 @@ async def transcribe_message(
                 await context.llm.transcribe(
                     key,
                     audio=data,
-                    filename=f"{row['id_externo']}-{index}.ogg",
+                    filename=f"{row.external_id}-{index}.ogg",
                     model=settings.transcription_model,
                 )
             )
     transcript = " ".join(part for part in texts if part).strip()
 
     async with database.session() as session:
-        await session.execute(
-            _RECORD_USAGE,
-            {
-                "tenant_id": row["tenant_id"],
-                "model": settings.transcription_model,
-                "seconds": round(duration, 2),
-                "key_owner": key.owner.value,
-                "message_id": message_id,
-            },
+        await repository.record_transcription_usage(
+            session,
+            tenant_id=row.tenant_id,
+            message_id=message_id,
+            model=settings.transcription_model,
+            seconds=round(duration, 2),
+            key_owner=key.owner.value,
         )
         stored = None
         if transcript:
-            stored = (
-                await session.execute(
-                    _STORE_TRANSCRIPT, {"id": message_id, "transcript": transcript}
-                )
-            ).scalar_one_or_none()
+            stored = await repository.store_transcript(session, message_id, transcript)
         else:
-            await session.execute(
-                _RECORD_FAILURE, {"id": message_id, "reason": "nenhuma fala reconhecida no áudio"}
+            await repository.record_transcription_failure(
+                session, message_id, "nenhuma fala reconhecida no áudio"
             )
         # The audio bytes go now; the pending row itself stays until the reply is queued.
-        await session.execute(_FORGET_AUDIO_BYTES, {"id": message_id})
+        await repository.forget_audio_bytes(session, message_id)
     TRANSCRIBED_SECONDS.labels(key_owner=key.owner.value).inc(max(duration, 0.0))
     if stored is not None:
         await _reply(context, queue, row, quote, transcript)
@@ -256,8 +193,8 @@ async def transcribe_message(
         return Outcome("empty")
     log.info(
         "voice note transcribed",
-        usuario_id=str(row["tenant_id"]),
-        instancia=row["instancia"],
+        usuario_id=str(row.tenant_id),
+        instancia=row.instance,
         seconds=round(duration, 1),
         chave=key.owner.value,
         own_key=key.owner is KeyOwner.OWN,
@@ -266,7 +203,7 @@ async def transcribe_message(
 
 
 async def _too_long(
-    context: WorkerContext, queue: procrastinate.App, row: Any, quote: Quote, seconds: float
+    context: WorkerContext, queue: procrastinate.App, row: VoiceNote, quote: Quote, seconds: float
 ) -> Outcome:
     limit_minutes = context.settings.transcription_max_seconds / 60
     reason = f"áudio de {seconds / 60:.1f} min acima do limite de {limit_minutes:g} min"
@@ -275,51 +212,51 @@ async def _too_long(
     await queue_text(
         queue,
         context.database,
-        tenant_id=row["tenant_id"],
-        number=row["grupo_id_externo"],
+        tenant_id=row.tenant_id,
+        number=row.group_jid,
         text=(
             f"🎙️ Este áudio tem {seconds / 60:.0f} min e não foi transcrito: "
             f"o limite é de {limit_minutes:g} min."
         ),
         max_chars=context.settings.send_max_chars,
         quote=quote,
-        key=f"transcript:{row['id']}",
+        key=f"transcript:{row.id}",
     )
-    await record_failure(context.database, row["id"], reason)
+    await record_failure(context.database, row.id, reason)
     return Outcome("too_long")
 
 
 async def _reply(
-    context: WorkerContext, queue: procrastinate.App, row: Any, quote: Quote, transcript: str
+    context: WorkerContext, queue: procrastinate.App, row: VoiceNote, quote: Quote, transcript: str
 ) -> None:
     """Queue the transcript's reply in the group, quoting the audio; then the job is done.
     The reply is keyed by the message: a run repeated after a crash queues the same key, and
     the send ledger sends it once."""
-    author = row["nome-autor"]
+    author = row.author_name
     heading = f"🎙️ *Transcrição* ({author}):" if author else "🎙️ *Transcrição*:"
     await queue_text(
         queue,
         context.database,
-        tenant_id=row["tenant_id"],
-        number=row["grupo_id_externo"],
+        tenant_id=row.tenant_id,
+        number=row.group_jid,
         text=f"{heading}\n{transcript}",
         max_chars=context.settings.send_max_chars,
         quote=quote,
-        key=f"transcript:{row['id']}",
+        key=f"transcript:{row.id}",
     )
-    await drop_audio(context.database, row["id"])
+    await drop_audio(context.database, row.id)
 
 
 async def record_failure(database: Database, message_id: uuid.UUID, reason: str) -> None:
     """Give up on a transcription, saying why (shown to the tenant by the frontend)."""
     async with database.session() as session:
-        await session.execute(_RECORD_FAILURE, {"id": message_id, "reason": reason[:500]})
-        await session.execute(_DROP_AUDIO, {"id": message_id})
+        await repository.record_transcription_failure(session, message_id, reason[:500])
+        await repository.drop_pending_audio(session, message_id)
 
 
 async def drop_audio(database: Database, message_id: uuid.UUID) -> None:
     async with database.session() as session:
-        await session.execute(_DROP_AUDIO, {"id": message_id})
+        await repository.drop_pending_audio(session, message_id)
 
 
 def _announced_seconds(media: dict[str, Any]) -> int | None:

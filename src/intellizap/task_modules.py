@@ -1,0 +1,29 @@
+"""The composition root's part of the job queue: which modules define tasks.
+
+Shared infrastructure (:mod:`intellizap.jobs`) does not know the features; the processes that run
+or defer jobs (``serve``, ``worker``, the API, the operator commands) get their queue here, so a
+feature's new task module is added in this one list.
+"""
+
+from __future__ import annotations
+
+import procrastinate
+
+from intellizap import jobs
+
+#: Modules whose tasks the worker must know (imported when the queue is connected).
+TASK_MODULES = (
+    "intellizap.jobs",
+    "intellizap.evolution.sending",
+    "intellizap.transcription.tasks",
+    "intellizap.tenants.group_sync",
+    "intellizap.summaries.scheduled",
+    "intellizap.summaries.tasks",
+    "intellizap.summaries.delivery",
+    "intellizap.ingest.scheduled",
+)
+
+
+def connect_queue(url: str, *, pool_size: int = 4) -> procrastinate.App:
+    """The job queue on the database at ``url``, with every feature's tasks (see :func:`jobs.connect`)."""
+    return jobs.connect(url, pool_size=pool_size, task_modules=TASK_MODULES)
