@@ -50,22 +50,6 @@ UNMAPPED_TABLES = frozenset(
     }
 )
 
-#: Tables and columns the migrations create that models.py does not map *yet*: each entry is a
-#: gap to close in models.py (then remove it here), not a decision. ``"table"`` is a whole table,
-#: ``"table.column"`` one column of a mapped table.
-NOT_YET_MAPPED = frozenset(
-    {
-        # Kept by the intellizap_agenda_resumo trigger from "horaResumo" and fuso_horario
-        # (migration 0005); the summary tick reads them.
-        "usuarios.hora_resumo_local",
-        "usuarios.fuso_efetivo",
-        # The send ledger (migration 0008, evolution/send_ledger.py): backend-only, locked down.
-        "envios",
-        # Token reservations of running LLM calls (migration 0009, tenants/quota.py).
-        "reservas_tokens",
-    }
-)
-
 #: SQLAlchemy type -> the ``information_schema.columns`` (data_type, udt_name) it may be.
 COMPATIBLE_TYPES: dict[type[TypeEngine[Any]], set[tuple[str, str]]] = {
     Uuid: {("uuid", "uuid")},
@@ -153,7 +137,7 @@ def test_every_migrated_column_of_a_mapped_table_is_mapped(
         for column in sorted(schema.get(table.name, {}))
         if column not in table.columns
     ]
-    assert sorted(set(unmapped) - NOT_YET_MAPPED) == []
+    assert unmapped == []
 
 
 def test_every_migrated_table_is_mapped_or_deliberately_left_out(
@@ -161,22 +145,11 @@ def test_every_migrated_table_is_mapped_or_deliberately_left_out(
 ) -> None:
     mapped = set(Base.metadata.tables)
     unmapped = set(schema) - mapped - UNMAPPED_TABLES
-    assert sorted(unmapped - NOT_YET_MAPPED) == []
+    assert sorted(unmapped) == []
 
 
-def test_the_allow_lists_name_only_what_exists(
+def test_the_allow_list_names_only_tables_that_exist(
     schema: dict[str, dict[str, tuple[str, str]]],
 ) -> None:
-    """A stale entry would hide the next real gap: every allowed name must still exist unmapped."""
-    stale_tables = sorted(UNMAPPED_TABLES - set(schema))
-    stale_gaps = []
-    for entry in NOT_YET_MAPPED:
-        table, _, column = entry.partition(".")
-        if column:
-            mapped_table = Base.metadata.tables.get(table)
-            exists = column in schema.get(table, {})
-            if not exists or (mapped_table is not None and column in mapped_table.columns):
-                stale_gaps.append(entry)
-        elif table not in schema or table in Base.metadata.tables:
-            stale_gaps.append(entry)
-    assert (stale_tables, sorted(stale_gaps)) == ([], [])
+    """A stale entry would hide the next real gap."""
+    assert sorted(UNMAPPED_TABLES - set(schema)) == []

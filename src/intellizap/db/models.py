@@ -26,7 +26,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -69,6 +69,9 @@ class Tenant(Base):
         "resumo_diario_dono", Boolean, server_default="false"
     )
     owner_number: Mapped[str | None] = mapped_column("numero_dono", String)
+    # Kept by a trigger from "horaResumo" and fuso_horario (migration 0005): the tick reads these.
+    summary_time_local: Mapped[dt_time | None] = mapped_column("hora_resumo_local", Time)
+    effective_timezone: Mapped[str | None] = mapped_column("fuso_efetivo", String)
     created_at: Mapped[datetime] = _created_at()
 
 
@@ -229,4 +232,49 @@ class TokenUsage(Base):
     message_id: Mapped[uuid.UUID | None] = mapped_column(
         "mensagem_id", Uuid, ForeignKey("mensagens.id", ondelete="SET NULL")
     )
+    created_at: Mapped[datetime] = _created_at()
+
+
+class Send(Base):
+    """One part of a message the backend sends to WhatsApp, and what became of it (the send
+    ledger, ``evolution/send_ledger.py``)."""
+
+    __tablename__ = "envios"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column("chave", String, unique=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        "usuario_id", Uuid, ForeignKey("usuarios.id", ondelete="CASCADE")
+    )
+    batch: Mapped[str] = mapped_column("lote", String)
+    part: Mapped[int] = mapped_column("parte", Integer)
+    parts: Mapped[int] = mapped_column("partes", Integer)
+    number: Mapped[str] = mapped_column("numero", String)
+    chat_jid: Mapped[str] = mapped_column("destino_jid", String)
+    text: Mapped[str | None] = mapped_column("texto", Text)
+    text_hash: Mapped[str] = mapped_column("texto_hash", String(64))
+    quote: Mapped[dict[str, object] | None] = mapped_column("citacao", JSONB)
+    on_done: Mapped[dict[str, object] | None] = mapped_column("ao_concluir", JSONB)
+    status: Mapped[str] = mapped_column(String, server_default="pendente")
+    attempts: Mapped[int] = mapped_column("tentativas", Integer, server_default="0")
+    posted_at: Mapped[datetime | None] = mapped_column("postado_em", DateTime(timezone=True))
+    answered_at: Mapped[datetime | None] = mapped_column("respondido_em", DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column("concluido_em", DateTime(timezone=True))
+    external_id: Mapped[str | None] = mapped_column("id_externo", String)
+    error: Mapped[str | None] = mapped_column("erro", Text)
+    mentions: Mapped[list[str] | None] = mapped_column("mencoes", ARRAY(Text))
+    created_at: Mapped[datetime] = _created_at()
+
+
+class TokenReservation(Base):
+    """Tokens a running LLM call may still spend of its tenant's monthly quota."""
+
+    __tablename__ = "reservas_tokens"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        "usuario_id", Uuid, ForeignKey("usuarios.id", ondelete="CASCADE")
+    )
+    tokens: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column("expira_em", DateTime(timezone=True))
     created_at: Mapped[datetime] = _created_at()
