@@ -3,6 +3,7 @@ choose which are stored, summarised and transcribed."""
 
 from __future__ import annotations
 
+from datetime import time
 from typing import Annotated
 
 import typer
@@ -17,6 +18,7 @@ from intellizap.commands.common import (
     tenant_or_exit,
     with_database,
 )
+from intellizap.commands.tenants import language_value
 from intellizap.db.engine import Database
 from intellizap.evolution.errors import (
     EvolutionError,
@@ -29,6 +31,7 @@ from intellizap.tenants.repository import (
     GroupLimitReached,
     change_group,
     group_settings,
+    set_group_options,
     tenant_plan,
 )
 
@@ -193,3 +196,57 @@ def disable(
 ) -> None:
     """Stop storing the group's messages (and its summaries); the flags given are also set."""
     _change(instance, group_jid, active=False, summary=resumo, transcription=transcricao)
+
+
+@groups_cli.command("resumo")
+def summary_options(
+    instance: InstanceArgument,
+    group_jid: GroupArgument,
+    destino: Annotated[
+        str | None,
+        typer.Option(help="Where the summary goes: grupo, dono (the owner's chat) or ambos."),
+    ] = None,
+    idioma: Annotated[
+        str | None, typer.Option(help="The summary's language (pt-BR, en, es…; auto: the chat's).")
+    ] = None,
+    instrucoes: Annotated[
+        str | None,
+        typer.Option(help="The customer's wishes for the summary (≤ 500 characters; '' clears)."),
+    ] = None,
+    semanal: Annotated[
+        str | None,
+        typer.Option(
+            help="Weekly recap day: seg, ter, qua, qui, sex, sab, dom; 'nao' turns it off."
+        ),
+    ] = None,
+    hora_semanal: Annotated[
+        str | None,
+        typer.Option(help="The weekly recap's hour, HH:MM local ('' : the account's hour)."),
+    ] = None,
+) -> None:
+    """Set the group's summary options (README, "Summary options"): only those given change."""
+    settings = load_settings()
+    values: dict[str, object] = {}
+    if destino is not None:
+        values["summary_destination"] = checked(plan.destination, destino)
+    if idioma is not None:
+        values["language"] = checked(language_value, idioma)
+    if instrucoes is not None:
+        values["summary_instructions"] = checked(plan.instructions, instrucoes) or None
+    if semanal is not None:
+        off = semanal.strip().lower() in ("nao", "não", "off", "")
+        values["weekly_recap_day"] = None if off else checked(plan.weekday, semanal)
+    if hora_semanal is not None:
+        hour = checked(plan.summary_time, hora_semanal) if hora_semanal.strip() else None
+        values["weekly_recap_time"] = time.fromisoformat(hour) if hour else None
+    if not values:
+        fail("nothing to change: give at least one option (see --help)")
+    jid = checked(plan.group_jid, group_jid)
+
+    async def work(database: Database, _url: str) -> None:
+        tenant = await tenant_or_exit(database, instance)
+        if not await set_group_options(database, tenant.id, jid, values):
+            fail(f"the instance {instance!r} has no group {jid!r} (`intellizap grupos list`)")
+        typer.echo(f"group {jid}: summary options updated ({', '.join(sorted(values))})")
+
+    with_database(settings, work)

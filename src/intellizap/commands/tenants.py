@@ -21,6 +21,7 @@ from intellizap.commands.common import (
 )
 from intellizap.db.engine import Database
 from intellizap.summaries.history import recent_summaries
+from intellizap.summaries.language import UnknownLanguage, normalize_language
 from intellizap.tenants import plan
 from intellizap.tenants.quota import account_usage
 from intellizap.tenants.repository import (
@@ -72,6 +73,43 @@ MembersOption = Annotated[
     ),
 ]
 
+LanguageOption = Annotated[
+    str | None,
+    typer.Option(
+        "--idioma", help="Summary language for the account (pt-BR, en, es…; auto: the chat's)."
+    ),
+]
+MentionsOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--mencoes/--no-mencoes",
+        help="Mention (and so notify) the people with open items in group summaries.",
+    ),
+]
+DigestOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--resumo-dono/--no-resumo-dono",
+        help="A daily digest of all the groups in the owner's private chat (needs --numero-dono).",
+    ),
+]
+OwnerNumberOption = Annotated[
+    str | None,
+    typer.Option(
+        "--numero-dono",
+        help="The owner's own WhatsApp number (country and area code, e.g. 5511988887777); "
+        "'' to clear it.",
+    ),
+]
+
+
+def language_value(value: str) -> str | None:
+    """A summary language code as the columns hold it (None: detect it from the chat)."""
+    try:
+        return normalize_language(value)
+    except UnknownLanguage as exc:
+        raise plan.InvalidPlanValue(str(exc)) from None
+
 
 def _plan_values(
     *,
@@ -83,6 +121,10 @@ def _plan_values(
     dia_renovacao: int | None,
     transcricao: bool | None,
     resumo_membros: bool | None,
+    idioma: str | None = None,
+    mencoes: bool | None = None,
+    resumo_dono: bool | None = None,
+    numero_dono: str | None = None,
 ) -> dict[str, object]:
     """The options given, validated, under the model's field names."""
     values: dict[str, object] = {}
@@ -102,6 +144,14 @@ def _plan_values(
         values["transcription_enabled"] = transcricao
     if resumo_membros is not None:
         values["members_can_summarize"] = resumo_membros
+    if idioma is not None:
+        values["language"] = checked(language_value, idioma)
+    if mencoes is not None:
+        values["mentions_enabled"] = mencoes
+    if resumo_dono is not None:
+        values["owner_digest_enabled"] = resumo_dono
+    if numero_dono is not None:
+        values["owner_number"] = checked(plan.owner_number, numero_dono) if numero_dono else None
     return values
 
 
@@ -168,8 +218,12 @@ def set_plan(
     dia_renovacao: RenewalOption = None,
     transcricao: TranscriptionOption = None,
     resumo_membros: MembersOption = None,
+    idioma: LanguageOption = None,
+    mencoes: MentionsOption = None,
+    resumo_dono: DigestOption = None,
+    numero_dono: OwnerNumberOption = None,
 ) -> None:
-    """Change a tenant's plan: only the options given change."""
+    """Change a tenant's plan and summary preferences: only the options given change."""
     settings = load_settings()
     if sem_limite_tokens and tokens_mes is not None:
         fail("give either --tokens-mes or --sem-limite-tokens, not both")
@@ -184,6 +238,10 @@ def set_plan(
         dia_renovacao=dia_renovacao,
         transcricao=transcricao,
         resumo_membros=resumo_membros,
+        idioma=idioma,
+        mencoes=mencoes,
+        resumo_dono=resumo_dono,
+        numero_dono=numero_dono,
     )
     if sem_limite_tokens:
         values["monthly_token_quota"] = None

@@ -93,3 +93,68 @@ def group_jid(value: str) -> str:
             "(`intellizap grupos list INSTANCE` shows them)"
         )
     return jid
+
+
+def owner_number(value: str) -> str:
+    """The owner's own WhatsApp number as ``numero_dono`` holds it: country and area code,
+    digits only (``+55 (11) 98888-7777`` → ``5511988887777``)."""
+    digits = re.sub(r"[\s+()\-.]", "", value)
+    if not re.fullmatch(r"[0-9]{8,15}", digits):
+        raise InvalidPlanValue(
+            f"{value!r} is not a phone number: use the country and area code and the number, "
+            "e.g. 5511988887777"
+        )
+    return digits
+
+
+_WEEKDAYS = {
+    name: number
+    for number, names in enumerate(
+        (
+            ("seg", "segunda", "mon"),
+            ("ter", "terca", "terça", "tue"),
+            ("qua", "quarta", "wed"),
+            ("qui", "quinta", "thu"),
+            ("sex", "sexta", "fri"),
+            ("sab", "sáb", "sabado", "sábado", "sat"),
+            ("dom", "domingo", "sun"),
+        ),
+        start=1,
+    )
+    for name in names
+}
+
+
+def weekday(value: str) -> int:
+    """An ISO weekday (1 = Monday … 7 = Sunday), from ``1``–``7`` or a day's name (``sex``)."""
+    name = value.strip().lower()
+    if name.isdigit() and 1 <= int(name) <= 7:
+        return int(name)
+    if name in _WEEKDAYS:
+        return _WEEKDAYS[name]
+    raise InvalidPlanValue(
+        f"{value!r} is not a day of the week: use seg, ter, qua, qui, sex, sab, dom (or 1-7, "
+        "1 = Monday)"
+    )
+
+
+DESTINATIONS = ("grupo", "dono", "ambos")
+MAX_INSTRUCTIONS_CHARS = 500
+
+
+def destination(value: str) -> str:
+    """Where a group's summary goes: ``grupo``, ``dono`` (the owner's chat) or ``ambos``."""
+    name = value.strip().lower()
+    if name not in DESTINATIONS:
+        raise InvalidPlanValue(f"{value!r} is not a destination: use grupo, dono or ambos")
+    return name
+
+
+def instructions(value: str) -> str:
+    """The customer's instructions for a group's summary, at most 500 characters."""
+    text = value.strip()
+    if len(text) > MAX_INSTRUCTIONS_CHARS:
+        raise InvalidPlanValue(
+            f"the instructions have {len(text)} characters: at most {MAX_INSTRUCTIONS_CHARS}"
+        )
+    return text

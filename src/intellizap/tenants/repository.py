@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intellizap.db.engine import Database
-from intellizap.db.models import Tenant
+from intellizap.db.models import Group, Tenant
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +126,10 @@ PLAN_FIELDS = frozenset(
         "max_groups",
         "quota_renewal_day",
         "members_can_summarize",
+        "language",
+        "mentions_enabled",
+        "owner_digest_enabled",
+        "owner_number",
     }
 )
 
@@ -322,3 +326,32 @@ async def group_by_jid(database: Database, tenant_id: uuid.UUID, jid: str) -> Te
     async with database.session() as session:
         row = (await session.execute(_GROUP_BY_JID, {"tenant_id": tenant_id, "jid": jid})).first()
     return TenantGroup(*row) if row is not None else None
+
+
+#: A group's summary options (``db/models.py`` names), as ``set_group_options`` takes them.
+GROUP_OPTION_FIELDS = frozenset(
+    {
+        "summary_destination",
+        "language",
+        "summary_instructions",
+        "weekly_recap_day",
+        "weekly_recap_time",
+    }
+)
+
+
+async def set_group_options(
+    database: Database, tenant_id: uuid.UUID, jid: str, values: dict[str, object]
+) -> bool:
+    """Change a group's summary options; returns whether the group exists."""
+    unknown = set(values) - GROUP_OPTION_FIELDS
+    if unknown:
+        raise ValueError(f"not group options: {sorted(unknown)}")
+    statement = (
+        update(Group)
+        .where(Group.tenant_id == tenant_id, Group.jid == jid)
+        .values(**values)
+        .returning(Group.id)
+    )
+    async with database.session() as session:
+        return (await session.execute(statement)).first() is not None
