@@ -23,7 +23,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from intellizap.db.engine import libpq_url
-from intellizap.summaries.history import WAITING_SQL
+from intellizap.summaries.repository import WAITING_SQL
 
 # Grouped by the enum itself (cheaper than by its text), scheduled jobs counted apart.
 _ACTIVE: LiteralString = """
