@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 
 from intellizap.db.engine import libpq_url
 from intellizap.observability import repository
-from intellizap.summaries.history import WAITING_SQL
+from intellizap.summaries.repository import WAITING_SQL
 
 _FINISHED = ("failed", "cancelled", "aborted")
 

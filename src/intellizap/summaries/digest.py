@@ -64,22 +64,11 @@ async def write_digest(
     now: datetime,
 ) -> str:
     async with database.session() as session:
-        row = (await session.execute(sql.DIGEST_LOAD, {"id": digest_id})).mappings().first()
+        row = await sql.digest_to_write(session, digest_id)
         if row is None or row["status"] != "pendente":
             return "skipped"
-        groups = (
-            (
-                await session.execute(
-                    sql.DIGEST_GROUPS,
-                    {
-                        "tenant_id": row["tenant_id"],
-                        "day": row["day"],
-                        "max_groups": row["max_grupos"],
-                    },
-                )
-            )
-            .mappings()
-            .all()
+        groups = await sql.digest_groups(
+            session, tenant_id=row["tenant_id"], day=row["day"], max_groups=row["max_grupos"]
         )
     if not row["owner_number"]:
         await fail_digest(database, digest_id, NO_OWNER_NUMBER)
@@ -107,14 +96,12 @@ async def write_digest(
     )
 
     async def store(session: AsyncSession, completion: Completion) -> None:
-        await session.execute(
-            sql.DIGEST_STORE,
-            {
-                "id": digest_id,
-                "content": completion.text,
-                "groups": len(sent) + len(quiet),
-                "tokens": completion.input_tokens + completion.output_tokens,
-            },
+        await sql.store_digest(
+            session,
+            digest_id,
+            content=completion.text,
+            group_count=len(sent) + len(quiet),
+            tokens=completion.input_tokens + completion.output_tokens,
         )
 
     zone = tenant_zone(row["fuso_horario"], settings.default_timezone)
@@ -162,19 +149,13 @@ async def _send(
 
 
 async def fail_digest(database: Database, digest_id: uuid.UUID, reason: str) -> None:
-    async with database.session() as session:
-        await session.execute(sql.DIGEST_FAIL, {"id": digest_id, "reason": reason[:500]})
+    await sql.mark_digest_failed(database, digest_id, reason)
 
 
 async def record_digest_delivery(
     database: Database, digest_id: uuid.UUID, *, sent: bool, reason: str | None
 ) -> bool:
     """Mark the digest sent, or failed with ``reason``; returns whether it changed."""
-    async with database.session() as session:
-        if sent:
-            result = await session.execute(sql.DIGEST_SENT, {"id": digest_id})
-        else:
-            reason = (reason or "envio falhou")[:500]
-            result = await session.execute(sql.DIGEST_FAIL, {"id": digest_id, "reason": reason})
-    changed: int = result.rowcount  # type: ignore[attr-defined]
-    return changed > 0
+    if sent:
+        return await sql.mark_digest_sent(database, digest_id)
+    return await sql.mark_digest_failed(database, digest_id, reason or "envio falhou")

@@ -86,17 +86,15 @@ async def write_recap(
     now: datetime,
 ) -> str:
     async with database.session() as session:
-        row = (await session.execute(sql.RECAP_LOAD, {"id": summary_id})).mappings().first()
+        row = await sql.recap_to_write(session, summary_id)
         if row is None or row["status"] != "pendente" or row["origem"] != "semanal":
             return "skipped"
         zone = tenant_zone(row["fuso_horario"], settings.default_timezone)
         week = week_ending(row["day"])
-        dailies = await _week_summaries(session, row, week, zone.key)
-        waiting = (
-            await session.execute(
-                sql.DAILY_BEING_WRITTEN, {"group_id": row["group_id"], "day": row["day"]}
-            )
-        ).scalar_one()
+        dailies = await sql.week_summaries(
+            session, group_id=row["group_id"], zone=zone.key, first=week.first, last=week.last
+        )
+        waiting = await sql.daily_being_written(session, row["group_id"], row["day"])
     log_ids = {"grupo_id": str(row["group_id"]), "resumo_id": str(summary_id)}
     language = choose_language(
         row["group_language"], row["account_language"], (d["conteudo"] for d in dailies)
@@ -119,16 +117,14 @@ async def write_recap(
     end = max((d["periodo_fim"] for d in dailies if d["periodo_fim"]), default=None)
 
     async def store(session: AsyncSession, completion: Completion) -> None:
-        await session.execute(
-            sql.RECAP_STORE,
-            {
-                "id": summary_id,
-                "content": completion.text,
-                "count": sum(d["total_mensagens"] or 0 for d in dailies),
-                "start": start,
-                "end": end,
-                "tokens": completion.input_tokens + completion.output_tokens,
-            },
+        await sql.store_recap(
+            session,
+            summary_id,
+            content=completion.text,
+            message_count=sum(d["total_mensagens"] or 0 for d in dailies),
+            start=start,
+            end=end,
+            tokens=completion.input_tokens + completion.output_tokens,
         )
 
     completion = await complete_and_store(
@@ -146,19 +142,6 @@ async def write_recap(
     await _deliver(database, queue, settings, row, week, language, completion.text)
     log.info("weekly recap generated", resumos_diarios=len(dailies), **log_ids)
     return "generated"
-
-
-async def _week_summaries(
-    session: AsyncSession, row: Any, week: Week, zone: str
-) -> list[dict[str, Any]]:
-    params = {
-        "group_id": row["group_id"],
-        "zone": zone,
-        "first": week.first,
-        "last": week.last,
-        "limit": sql.MAX_RECAP_SUMMARIES,
-    }
-    return [dict(r) for r in (await session.execute(sql.WEEK_SUMMARIES, params)).mappings()]
 
 
 async def _deliver(

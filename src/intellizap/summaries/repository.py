@@ -1,5 +1,7 @@
-"""The summaries feature's SQL: the ``resumos`` rows it writes and what it reads to write them
-(the group's and account's settings, the chat of a period).
+"""The summaries feature's SQL for daily and on-demand summaries: the tick's daily claim and
+its sweep for orphans, the ``resumos`` rows it writes and what it reads to write them (the
+group's and account's settings, the chat of a period), and what operators and metrics read.
+The weekly recap's and owner digest's statements are in ``rollups_repository.py``.
 
 The legacy column names of the frontend's tables (``"nome-autor"``, ``"key-openai"``,
 ``"dia-renovacao-tokens"`` …) appear here and in ``db/models.py`` only; the services work with
@@ -10,13 +12,92 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, RowMapping, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intellizap.db.engine import Database
+
+#: What a statement's ``.all()`` returns: rows of any columns.
+Rows = Sequence[Row[*tuple[Any, ...]]]
+
+# Local wall-clock "now" is computed once per time zone (a few hundred rows), not per tenant; each
+# tenant is then a hash-join probe and a comparison on columns a trigger keeps parsed (migration
+# 0005), and groups are read only for due tenants, by index. Tenants with no or an unknown zone
+# use DEFAULT_TIMEZONE. (Wall-clock comparison: on a daylight
+# saving change a summary inside the shifted hour may move by that hour, once.)
+_CLAIM = text(
+    """
+    WITH zone_now AS (
+        SELECT z.zone, CAST(:now AS timestamptz) AT TIME ZONE z.zone AS local_now
+        FROM unnest(CAST(:zones AS text[])) AS z (zone)
+    ),
+    tenants AS (
+        SELECT u.id, u.max_grupos, u.hora_resumo_local AS at_time,
+               COALESCE(zn.local_now, CAST(:now AS timestamptz) AT TIME ZONE :default_zone)
+                   AS local_now,
+               COALESCE(zn.zone, :default_zone) AS zone
+        FROM usuarios u
+        LEFT JOIN zone_now zn ON zn.zone = u.fuso_efetivo
+        WHERE u.hora_resumo_local IS NOT NULL
+    ),
+    -- The most recent local occurrence of each tenant's hour: today's, or yesterday's when
+    -- today's is still ahead (so 23:30 caught up at 00:45 belongs to the day before).
+    latest AS (
+        SELECT id AS tenant_id, max_grupos, local_now, zone,
+               CAST(local_now AS date) - CAST(CAST(local_now AS time) < at_time AS integer) AS day,
+               at_time
+        FROM tenants
+    ),
+    -- MATERIALIZED: filter the (few) due tenants first, then look up their groups by index.
+    due AS MATERIALIZED (
+        SELECT tenant_id, max_grupos, day, day + at_time AS at_local, local_now, zone FROM latest
+        WHERE day + at_time > local_now - :window
+           OR (day + at_time <= local_now - :grace
+               AND day + at_time > local_now - :grace - interval '1 minute')
+    ),
+    due_groups AS (
+        SELECT g.id AS group_id, due.tenant_id, due.day, due.at_local, due.local_now, g.rank,
+               due.max_grupos, g.resumo_ativo, due.zone
+        FROM due
+        CROSS JOIN LATERAL (
+            SELECT id, resumo_ativo,
+                   row_number() OVER (ORDER BY created_at, id) AS rank
+            FROM grupos WHERE usuario_id = due.tenant_id AND ativo
+        ) AS g
+        WHERE g.resumo_ativo AND (due.max_grupos IS NULL OR g.rank <= due.max_grupos)
+    ),
+    claimed AS (
+        INSERT INTO resumos (grupo_id, usuario_id, status, origem, data_referencia)
+        SELECT group_id, tenant_id, 'pendente', 'agendado', day FROM due_groups d
+        WHERE at_local > local_now - :window
+          -- Already claimed (most of a catch-up tick's window): an index probe, much cheaper
+          -- than an insert that conflicts. ON CONFLICT still settles concurrent claims.
+          AND NOT EXISTS (
+              SELECT 1 FROM resumos r
+              WHERE r.grupo_id = d.group_id AND r.origem = 'agendado'
+                AND r.data_referencia = d.day
+          )
+        ON CONFLICT (grupo_id, data_referencia) WHERE origem = 'agendado' DO NOTHING
+        RETURNING id, grupo_id
+    )
+    SELECT 'claimed' AS outcome, c.id, c.grupo_id, d.at_local AT TIME ZONE d.zone AS due_at
+    FROM claimed c JOIN due_groups d ON d.group_id = c.grupo_id
+    UNION ALL
+    SELECT 'missed', NULL, d.group_id, NULL FROM due_groups d
+    WHERE d.at_local <= d.local_now - :grace
+      AND NOT EXISTS (
+          SELECT 1 FROM resumos r
+          WHERE r.grupo_id = d.group_id AND r.origem = 'agendado' AND r.data_referencia = d.day
+      )
+    """
+)
+
+_KNOWN_ZONES = text("SELECT array_agg(name) FROM pg_timezone_names")
+_zones: list[str] = []  # known_zones' cache
+
 
 #: What writing a group's summary needs of its group (``g``) and account (``u``): identity, plan,
 #: key, zone and the summary options (``options.py``).
@@ -103,8 +184,96 @@ _LAST_ON_DEMAND = text(
     "SELECT max(created_at) FROM resumos WHERE grupo_id = :group_id AND origem = 'sob_demanda'"
 )
 
+# A summary not yet written (no content), old enough that its claim's own defer is long done, with
+# no job waiting for it (its queueing lock) and none writing a summary of its group (the lock):
+# it was claimed by a process that died before queueing it. Both job lookups use procrastinate's
+# partial unique indexes; the pending rows come from the partial index of migration 0006.
+_ORPHANS = text(
+    """
+    SELECT r.id, r.grupo_id, r.origem = 'semanal' AS weekly FROM resumos r
+    WHERE r.status = 'pendente' AND r.conteudo IS NULL
+      AND EXISTS (SELECT 1 FROM grupos g WHERE g.id = r.grupo_id AND g.usuario_id = r.usuario_id)
+      AND r.created_at < now() - make_interval(secs => :settle)
+      AND r.created_at > now() - interval '1 day'
+      AND NOT EXISTS (
+          SELECT 1 FROM procrastinate_jobs j
+          WHERE j.status = 'todo' AND j.queueing_lock = 'summary:' || CAST(r.id AS text))
+      AND NOT EXISTS (
+          SELECT 1 FROM procrastinate_jobs j
+          WHERE j.status = 'doing' AND j.lock = 'summary-group:' || CAST(r.grupo_id AS text))
+    ORDER BY r.created_at
+    LIMIT 1000
+    """
+)
+
+# The (usuario_id, …) filter walks each of the tenant's groups' (grupo_id, created_at) index.
+_RECENT = text(
+    """
+    SELECT r.id, g.grupo_id_externo, g.nome, r.origem, CAST(r.status AS text), r.created_at,
+           r.data_envio, r.total_mensagens, r.tokens_usados, r.erro
+    FROM grupos g
+    CROSS JOIN LATERAL (
+        SELECT * FROM resumos WHERE grupo_id = g.id ORDER BY created_at DESC LIMIT :limit
+    ) AS r
+    WHERE g.usuario_id = :tenant_id
+    ORDER BY r.created_at DESC
+    LIMIT :limit
+    """
+)
+
+#: Summaries claimed or requested but not written yet, by origin: how many and how long the
+#: oldest has waited. Read at every metrics scrape, so it goes through the partial index of
+#: migration 0006 (only the few rows still waiting); older than two days they are abandoned
+#: orphans (the sweep re-queues the last day's), not a queue.
+WAITING_SQL = """
+    SELECT origem, count(*), EXTRACT(EPOCH FROM now() - min(created_at))
+    FROM resumos
+    WHERE status = 'pendente' AND conteudo IS NULL AND created_at > now() - interval '2 days'
+    GROUP BY origem
+"""
+
 #: The longest failure reason kept in ``resumos.erro``.
 MAX_REASON_CHARS = 500
+
+
+# -- the tick -----------------------------------------------------------------------------------
+
+
+async def known_zones(database: Database) -> list[str]:
+    """The time zones this PostgreSQL knows (read once per process: it never changes)."""
+    if not _zones:
+        async with database.engine.connect() as conn:
+            known = (await conn.execute(_KNOWN_ZONES)).scalar_one()
+        # Assigned whole after the await: two first callers at once must not both append.
+        _zones[:] = sorted(set(known))
+    return _zones
+
+
+async def claim_due_summary_rows(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    zones: list[str],
+    grace: timedelta,
+    window: timedelta,
+    default_zone: str,
+) -> Rows:
+    """Insert the ``resumos`` row of every daily summary due at ``now`` within ``window``; one
+    row (outcome, summary id, group id, due at) per claim (``'claimed'``) and per summary whose
+    catch-up window (``grace``) passed unclaimed (``'missed'``, summary id and due at NULL)."""
+    params = {
+        "now": now,
+        "zones": zones,
+        "grace": grace,
+        "window": window,
+        "default_zone": default_zone,
+    }
+    return (await session.execute(_CLAIM, params)).all()
+
+
+async def orphaned_summaries(session: AsyncSession, settle_seconds: float) -> Rows:
+    """Summaries and recaps claimed but never queued: (summary id, group id, weekly)."""
+    return (await session.execute(_ORPHANS, {"settle": settle_seconds})).all()
 
 
 # -- writing a summary --------------------------------------------------------------------------
@@ -208,3 +377,12 @@ async def last_on_demand_at(database: Database, group_id: uuid.UUID) -> datetime
             await session.execute(_LAST_ON_DEMAND, {"group_id": group_id})
         ).scalar_one()
     return last
+
+
+# -- for operators and metrics ------------------------------------------------------------------
+
+
+async def recent_summary_rows(session: AsyncSession, tenant_id: uuid.UUID, limit: int) -> Rows:
+    """The tenant's latest ``limit`` summaries across its groups, newest first: (id, group jid,
+    group name, origin, status, created at, sent at, message count, tokens used, error)."""
+    return (await session.execute(_RECENT, {"tenant_id": tenant_id, "limit": limit})).all()

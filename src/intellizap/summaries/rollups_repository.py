@@ -1,5 +1,6 @@
 """The SQL of the weekly recap and the owner's daily digest: their claims (see ``scheduled.py``),
-what their jobs read, and how their rows end.
+what their jobs read, and how their rows end (a recap fails and is sent as a daily summary is,
+through ``repository.py``).
 
 A recap is a ``resumos`` row with ``origem = 'semanal'`` (at most one per group and week: the
 partial unique index of migration 0010); a digest is a ``resumos_dono`` row (at most one per
@@ -9,9 +10,16 @@ time zone, as the daily claim does.
 
 from __future__ import annotations
 
-from sqlalchemy import text
+import uuid
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
 
-from intellizap.summaries.repository import GROUP_SETTINGS
+from sqlalchemy import RowMapping, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from intellizap.db.engine import Database
+from intellizap.summaries.repository import GROUP_SETTINGS, MAX_REASON_CHARS, Rows
 
 _ZONE_NOW = """
     zone_now AS (
@@ -28,7 +36,7 @@ _LOCAL_NOW = """
 # active groups exactly as the daily claim does, so ``max_grupos`` means the same groups. The
 # recap's hour is the group's own, else the account's; its day is the latest local occurrence
 # of that hour (yesterday's when today's is still ahead), and it must be the chosen weekday.
-RECAP_CLAIM = text(
+_RECAP_CLAIM = text(
     f"""
     WITH {_ZONE_NOW},
     asked AS MATERIALIZED (
@@ -87,7 +95,7 @@ _DAY_SUMMARIES_OF = """
 # An account's digest is due after its hour once the daily claim made that day's summaries and
 # none is still being written, or ``:wait`` after the hour whatever they are doing (a stuck group
 # does not hold the others back), within the catch-up window.
-DIGEST_CLAIM = text(
+_DIGEST_CLAIM = text(
     f"""
     WITH {_ZONE_NOW},
     tenants AS (
@@ -124,7 +132,7 @@ DIGEST_CLAIM = text(
 
 # Digests claimed before their job existed (only a hand-made row now: claims queue their job in
 # their own transaction), with no job waiting for them and none running for the account.
-DIGEST_ORPHANS = text(
+_DIGEST_ORPHANS = text(
     """
     SELECT d.id, d.usuario_id FROM resumos_dono d
     WHERE d.status = 'pendente' AND d.conteudo IS NULL
@@ -143,7 +151,7 @@ DIGEST_ORPHANS = text(
 
 # -- the recap's job ------------------------------------------------------------------------------
 
-RECAP_LOAD = text(
+_RECAP_LOAD = text(
     f"""
     SELECT r.id, r.status, r.conteudo, r.origem, r.data_referencia AS day, r.created_at,
            r.periodo_inicio, r.periodo_fim, {GROUP_SETTINGS}
@@ -158,7 +166,7 @@ MAX_RECAP_SUMMARIES = 21
 
 # The week's summaries people received: scheduled and on-demand ones (whose day is the local day
 # their period ended), never the raw chat and never an earlier recap. The latest are kept.
-WEEK_SUMMARIES = text(
+_WEEK_SUMMARIES = text(
     """
     SELECT * FROM (
         SELECT COALESCE(r.data_referencia, CAST(r.periodo_fim AT TIME ZONE :zone AS date)) AS day,
@@ -175,7 +183,7 @@ WEEK_SUMMARIES = text(
     ORDER BY day, COALESCE(periodo_fim, created_at)
     """
 )
-DAILY_BEING_WRITTEN = text(
+_DAILY_BEING_WRITTEN = text(
     """
     SELECT EXISTS (
         SELECT 1 FROM resumos
@@ -184,7 +192,7 @@ DAILY_BEING_WRITTEN = text(
     )
     """
 )
-RECAP_STORE = text(
+_RECAP_STORE = text(
     """
     UPDATE resumos SET conteudo = :content, total_mensagens = :count, periodo_inicio = :start,
         periodo_fim = :end, tokens_usados = :tokens, erro = NULL
@@ -194,7 +202,7 @@ RECAP_STORE = text(
 
 # -- the digest's job -----------------------------------------------------------------------------
 
-DIGEST_LOAD = text(
+_DIGEST_LOAD = text(
     """
     SELECT d.id, d.status, d.conteudo, d.data_referencia AS day, d.total_grupos,
            u.id AS tenant_id, u.fuso_horario, u."key-openai" AS openai_key, u.tokens_mes,
@@ -206,7 +214,7 @@ DIGEST_LOAD = text(
 )
 # The groups the account has summarised (active, summaries on, within max_grupos: the daily
 # claim's ranking), each with its scheduled summary of the day, if any.
-DIGEST_GROUPS = text(
+_DIGEST_GROUPS = text(
     """
     SELECT g.nome, g.grupo_id_externo, CAST(r.status AS text) AS status, r.conteudo
     FROM (
@@ -221,20 +229,155 @@ DIGEST_GROUPS = text(
     ORDER BY g.rank
     """
 )
-DIGEST_STORE = text(
+_DIGEST_STORE = text(
     """
     UPDATE resumos_dono SET conteudo = :content, total_grupos = :groups, tokens_usados = :tokens,
         erro = NULL
     WHERE id = :id AND status = 'pendente'
     """
 )
-DIGEST_FAIL = text(
+_DIGEST_FAIL = text(
     "UPDATE resumos_dono SET status = 'erro', erro = :reason WHERE id = :id AND status = 'pendente'"
 )
 # Only a digest still waiting for its delivery changes: a repeated completion is a no-op.
-DIGEST_SENT = text(
+_DIGEST_SENT = text(
     """
     UPDATE resumos_dono SET status = 'enviado', data_envio = now(), erro = NULL
     WHERE id = :id AND status = 'pendente'
     """
 )
+
+
+# -- the tick's claims ----------------------------------------------------------------------------
+
+
+async def claim_due_recap_rows(
+    session: AsyncSession, *, now: datetime, zones: list[str], window: timedelta, default_zone: str
+) -> Rows:
+    """Insert the ``resumos`` row of every weekly recap due at ``now`` within ``window``:
+    (summary id, group id, due at) per claim."""
+    params = {"now": now, "zones": zones, "window": window, "default_zone": default_zone}
+    return (await session.execute(_RECAP_CLAIM, params)).all()
+
+
+async def claim_due_digest_rows(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    zones: list[str],
+    window: timedelta,
+    wait: timedelta,
+    default_zone: str,
+) -> Rows:
+    """Insert the ``resumos_dono`` row of every owner's digest due at ``now`` within ``window``
+    (``wait``: how long one waits for the day's summaries): (digest id, tenant id, due at)."""
+    params = {
+        "now": now,
+        "zones": zones,
+        "window": window,
+        "wait": wait,
+        "default_zone": default_zone,
+    }
+    return (await session.execute(_DIGEST_CLAIM, params)).all()
+
+
+async def orphaned_digests(session: AsyncSession, settle_seconds: float) -> Rows:
+    """Owner digests claimed but never queued: (digest id, tenant id)."""
+    return (await session.execute(_DIGEST_ORPHANS, {"settle": settle_seconds})).all()
+
+
+# -- the recap's job ------------------------------------------------------------------------------
+
+
+async def recap_to_write(session: AsyncSession, summary_id: uuid.UUID) -> RowMapping | None:
+    """The recap, its day and its group's and account's settings (``GROUP_SETTINGS``)."""
+    return (await session.execute(_RECAP_LOAD, {"id": summary_id})).mappings().first()
+
+
+async def week_summaries(
+    session: AsyncSession, *, group_id: uuid.UUID, zone: str, first: date, last: date
+) -> list[dict[str, Any]]:
+    """The summaries the group received from ``first`` to ``last`` (local days of ``zone``), at
+    most ``MAX_RECAP_SUMMARIES``, in day order."""
+    params = {
+        "group_id": group_id,
+        "zone": zone,
+        "first": first,
+        "last": last,
+        "limit": MAX_RECAP_SUMMARIES,
+    }
+    return [dict(r) for r in (await session.execute(_WEEK_SUMMARIES, params)).mappings()]
+
+
+async def daily_being_written(session: AsyncSession, group_id: uuid.UUID, day: date) -> bool:
+    """Whether the group's scheduled summary of ``day`` is still pending."""
+    waiting: bool = (
+        await session.execute(_DAILY_BEING_WRITTEN, {"group_id": group_id, "day": day})
+    ).scalar_one()
+    return waiting
+
+
+async def store_recap(
+    session: AsyncSession,
+    summary_id: uuid.UUID,
+    *,
+    content: str,
+    message_count: int,
+    start: datetime | None,
+    end: datetime | None,
+    tokens: int,
+) -> None:
+    """The recap's text, if still pending; its period spans its summaries' (NULL without any)."""
+    await session.execute(
+        _RECAP_STORE,
+        {
+            "id": summary_id,
+            "content": content,
+            "count": message_count,
+            "start": start,
+            "end": end,
+            "tokens": tokens,
+        },
+    )
+
+
+# -- the digest's job -----------------------------------------------------------------------------
+
+
+async def digest_to_write(session: AsyncSession, digest_id: uuid.UUID) -> RowMapping | None:
+    """The digest, its day and its account's settings."""
+    return (await session.execute(_DIGEST_LOAD, {"id": digest_id})).mappings().first()
+
+
+async def digest_groups(
+    session: AsyncSession, *, tenant_id: uuid.UUID, day: date, max_groups: int | None
+) -> Sequence[RowMapping]:
+    """The account's summarised groups in the daily claim's order: (nome, grupo_id_externo,
+    status, conteudo) of each one's scheduled summary of ``day`` (NULL without one)."""
+    params = {"tenant_id": tenant_id, "day": day, "max_groups": max_groups}
+    return (await session.execute(_DIGEST_GROUPS, params)).mappings().all()
+
+
+async def store_digest(
+    session: AsyncSession, digest_id: uuid.UUID, *, content: str, group_count: int, tokens: int
+) -> None:
+    await session.execute(
+        _DIGEST_STORE,
+        {"id": digest_id, "content": content, "groups": group_count, "tokens": tokens},
+    )
+
+
+async def mark_digest_failed(database: Database, digest_id: uuid.UUID, reason: str) -> bool:
+    """``erro`` with ``reason``, if still pending; returns whether it changed."""
+    async with database.session() as session:
+        result = await session.execute(
+            _DIGEST_FAIL, {"id": digest_id, "reason": reason[:MAX_REASON_CHARS]}
+        )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def mark_digest_sent(database: Database, digest_id: uuid.UUID) -> bool:
+    """``enviado`` now, if still pending; returns whether it changed."""
+    async with database.session() as session:
+        result = await session.execute(_DIGEST_SENT, {"id": digest_id})
+    return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -1,7 +1,7 @@
 """The summary scheduler: every minute, claim the summaries that are due and queue them.
 
 One statement does it for every tenant at once (no loop over tenants): it finds the groups with
-``resumo_ativo`` whose ``"horaResumo"`` has passed in their tenant's time zone (today, or
+``resumo_ativo`` whose summary hour has passed in their tenant's time zone (today, or
 yesterday for times near midnight) within the catch-up window, and inserts their ``resumos`` row.
 The partial unique index on (``grupo_id``, ``data_referencia``) for ``origem = 'agendado'`` makes
 the claim exactly-once, whatever the number of workers, retries or restarts. A day whose window
@@ -13,7 +13,7 @@ Claiming (the rows) and queueing (their jobs) happen in one transaction, the job
 single statement however many are due, through the claim's own connection. Older versions
 committed the claim first and queued after, so a process dying in between left a ``pendente``
 summary no job would write; catch-up ticks (and each process's first tick) still re-queue such
-orphans (see ``_ORPHANS``).
+orphans (see ``repository.orphaned_summaries``).
 
 A summary's job carries its deadline, ``SUMMARY_CATCHUP_HOURS`` after its due time: a throttled
 or failing LLM provider makes it retry until then, not for a fixed number of attempts.
@@ -34,105 +34,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import procrastinate
-from sqlalchemy import text
 
 from intellizap import jobs
 from intellizap.db.engine import Database
 from intellizap.logging import get_logger
 from intellizap.observability.summaries import observe_tick
 from intellizap.settings import Settings
-from intellizap.summaries import rollups_repository
+from intellizap.summaries import repository, rollups_repository
 
 log = get_logger(__name__)
 
 SUMMARIZE_TASK = "summarize"
 RECAP_TASK = "weekly_recap"
 DIGEST_TASK = "owner_digest"
-
-# Local wall-clock "now" is computed once per time zone (a few hundred rows), not per tenant; each
-# tenant is then a hash-join probe and a comparison on columns a trigger keeps parsed (migration
-# 0005), and groups are read only for due tenants, by index. Tenants with no or an unknown zone
-# use DEFAULT_TIMEZONE. (Wall-clock comparison: on a daylight
-# saving change a summary inside the shifted hour may move by that hour, once.)
-_CLAIM = text(
-    """
-    WITH zone_now AS (
-        SELECT z.zone, CAST(:now AS timestamptz) AT TIME ZONE z.zone AS local_now
-        FROM unnest(CAST(:zones AS text[])) AS z (zone)
-    ),
-    tenants AS (
-        SELECT u.id, u.max_grupos, u.hora_resumo_local AS at_time,
-               COALESCE(zn.local_now, CAST(:now AS timestamptz) AT TIME ZONE :default_zone)
-                   AS local_now,
-               COALESCE(zn.zone, :default_zone) AS zone
-        FROM usuarios u
-        LEFT JOIN zone_now zn ON zn.zone = u.fuso_efetivo
-        WHERE u.hora_resumo_local IS NOT NULL
-    ),
-    -- The most recent local occurrence of each tenant's hour: today's, or yesterday's when
-    -- today's is still ahead (so 23:30 caught up at 00:45 belongs to the day before).
-    latest AS (
-        SELECT id AS tenant_id, max_grupos, local_now, zone,
-               CAST(local_now AS date) - CAST(CAST(local_now AS time) < at_time AS integer) AS day,
-               at_time
-        FROM tenants
-    ),
-    -- MATERIALIZED: filter the (few) due tenants first, then look up their groups by index.
-    due AS MATERIALIZED (
-        SELECT tenant_id, max_grupos, day, day + at_time AS at_local, local_now, zone FROM latest
-        WHERE day + at_time > local_now - :window
-           OR (day + at_time <= local_now - :grace
-               AND day + at_time > local_now - :grace - interval '1 minute')
-    ),
-    due_groups AS (
-        SELECT g.id AS group_id, due.tenant_id, due.day, due.at_local, due.local_now, g.rank,
-               due.max_grupos, g.resumo_ativo, due.zone
-        FROM due
-        CROSS JOIN LATERAL (
-            SELECT id, resumo_ativo,
-                   row_number() OVER (ORDER BY created_at, id) AS rank
-            FROM grupos WHERE usuario_id = due.tenant_id AND ativo
-        ) AS g
-        WHERE g.resumo_ativo AND (due.max_grupos IS NULL OR g.rank <= due.max_grupos)
-    ),
-    claimed AS (
-        INSERT INTO resumos (grupo_id, usuario_id, status, origem, data_referencia)
-        SELECT group_id, tenant_id, 'pendente', 'agendado', day FROM due_groups d
-        WHERE at_local > local_now - :window
-          -- Already claimed (most of a catch-up tick's window): an index probe, much cheaper
-          -- than an insert that conflicts. ON CONFLICT still settles concurrent claims.
-          AND NOT EXISTS (
-              SELECT 1 FROM resumos r
-              WHERE r.grupo_id = d.group_id AND r.origem = 'agendado'
-                AND r.data_referencia = d.day
-          )
-        ON CONFLICT (grupo_id, data_referencia) WHERE origem = 'agendado' DO NOTHING
-        RETURNING id, grupo_id
-    )
-    SELECT 'claimed' AS outcome, c.id, c.grupo_id, d.at_local AT TIME ZONE d.zone AS due_at
-    FROM claimed c JOIN due_groups d ON d.group_id = c.grupo_id
-    UNION ALL
-    SELECT 'missed', NULL, d.group_id, NULL FROM due_groups d
-    WHERE d.at_local <= d.local_now - :grace
-      AND NOT EXISTS (
-          SELECT 1 FROM resumos r
-          WHERE r.grupo_id = d.group_id AND r.origem = 'agendado' AND r.data_referencia = d.day
-      )
-    """
-)
-
-_KNOWN_ZONES = text("SELECT array_agg(name) FROM pg_timezone_names")
-_zones: list[str] = []
-
-
-async def _known_zones(database: Database) -> list[str]:
-    """The time zones this PostgreSQL knows (read once per process: it never changes)."""
-    if not _zones:
-        async with database.engine.connect() as conn:
-            known = (await conn.execute(_KNOWN_ZONES)).scalar_one()
-        # Assigned whole after the await: two first callers at once must not both append.
-        _zones[:] = sorted(set(known))
-    return _zones
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,18 +77,14 @@ async def claim_due_summaries(
     commit together, or neither does."""
     grace = timedelta(hours=settings.summary_catchup_hours)
     async with database.session() as session:
-        rows = (
-            await session.execute(
-                _CLAIM,
-                {
-                    "now": now,
-                    "zones": await _known_zones(database),
-                    "grace": grace,
-                    "window": grace if full_catch_up else min(grace, RECENT_WINDOW),
-                    "default_zone": settings.default_timezone,
-                },
-            )
-        ).all()
+        rows = await repository.claim_due_summary_rows(
+            session,
+            now=now,
+            zones=await repository.known_zones(database),
+            grace=grace,
+            window=grace if full_catch_up else min(grace, RECENT_WINDOW),
+            default_zone=settings.default_timezone,
+        )
         claims = [
             Claim(summary_id, group_id, due_at.astimezone(UTC))
             for outcome, summary_id, group_id, due_at in rows
@@ -220,17 +130,13 @@ async def claim_due_recaps(
     each at most once per group and week, with its job in the same transaction (``queue``)."""
     grace = timedelta(hours=settings.summary_catchup_hours)
     async with database.session() as session:
-        rows = (
-            await session.execute(
-                rollups_repository.RECAP_CLAIM,
-                {
-                    "now": now,
-                    "zones": await _known_zones(database),
-                    "window": grace if full_catch_up else min(grace, RECENT_WINDOW),
-                    "default_zone": settings.default_timezone,
-                },
-            )
-        ).all()
+        rows = await rollups_repository.claim_due_recap_rows(
+            session,
+            now=now,
+            zones=await repository.known_zones(database),
+            window=grace if full_catch_up else min(grace, RECENT_WINDOW),
+            default_zone=settings.default_timezone,
+        )
         claims = [
             Claim(summary_id, group_id, due.astimezone(UTC)) for summary_id, group_id, due in rows
         ]
@@ -264,18 +170,14 @@ async def claim_due_digests(
     the clock (few accounts turn it on, so this costs little)."""
     grace = timedelta(hours=settings.summary_catchup_hours)
     async with database.session() as session:
-        rows = (
-            await session.execute(
-                rollups_repository.DIGEST_CLAIM,
-                {
-                    "now": now,
-                    "zones": await _known_zones(database),
-                    "window": grace,
-                    "wait": min(DIGEST_WAIT, grace),
-                    "default_zone": settings.default_timezone,
-                },
-            )
-        ).all()
+        rows = await rollups_repository.claim_due_digest_rows(
+            session,
+            now=now,
+            zones=await repository.known_zones(database),
+            window=grace,
+            wait=min(DIGEST_WAIT, grace),
+            default_zone=settings.default_timezone,
+        )
         claims = [
             DigestClaim(digest_id, tenant_id, due.astimezone(UTC))
             for digest_id, tenant_id, due in rows
@@ -299,27 +201,6 @@ def digest_job(digest_id: uuid.UUID, tenant_id: uuid.UUID, deadline: datetime) -
     )
 
 
-# A summary not yet written (no content), old enough that its claim's own defer is long done, with
-# no job waiting for it (its queueing lock) and none writing a summary of its group (the lock):
-# it was claimed by a process that died before queueing it. Both job lookups use procrastinate's
-# partial unique indexes; the pending rows come from the partial index of migration 0006.
-_ORPHANS = text(
-    """
-    SELECT r.id, r.grupo_id, r.origem = 'semanal' AS weekly FROM resumos r
-    WHERE r.status = 'pendente' AND r.conteudo IS NULL
-      AND EXISTS (SELECT 1 FROM grupos g WHERE g.id = r.grupo_id AND g.usuario_id = r.usuario_id)
-      AND r.created_at < now() - make_interval(secs => :settle)
-      AND r.created_at > now() - interval '1 day'
-      AND NOT EXISTS (
-          SELECT 1 FROM procrastinate_jobs j
-          WHERE j.status = 'todo' AND j.queueing_lock = 'summary:' || CAST(r.id AS text))
-      AND NOT EXISTS (
-          SELECT 1 FROM procrastinate_jobs j
-          WHERE j.status = 'doing' AND j.lock = 'summary-group:' || CAST(r.grupo_id AS text))
-    ORDER BY r.created_at
-    LIMIT 1000
-    """
-)
 #: The event loops (one per worker) that have swept for orphans at least once.
 _swept: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 
@@ -335,10 +216,10 @@ async def requeue_orphaned_summaries(
     so these come from an older version (or a hand-made row); found late, each gets a whole
     catch-up window from now."""
     deadline = datetime.now(UTC) + timedelta(hours=settings.summary_catchup_hours)
-    settle = {"settle": ORPHAN_SETTLE.total_seconds()}
+    settle = ORPHAN_SETTLE.total_seconds()
     async with database.session() as session:
-        rows = (await session.execute(_ORPHANS, settle)).all()
-        digests = (await session.execute(rollups_repository.DIGEST_ORPHANS, settle)).all()
+        rows = await repository.orphaned_summaries(session, settle)
+        digests = await rollups_repository.orphaned_digests(session, settle)
         for _, group_id, _ in rows:
             log.warning(
                 "re-queueing a summary that was claimed but never queued", grupo_id=str(group_id)
