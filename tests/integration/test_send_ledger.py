@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy import text
 
 from intellizap.db.engine import Database
-from intellizap.evolution import send_ledger, send_witnesses
+from intellizap.evolution import repository, send_witnesses
 from intellizap.evolution.send_ledger import Send, Status
 from tests.conftest import load_fixture, webhook_headers
 from tests.factories import count, create_group, create_tenant
@@ -23,7 +23,7 @@ async def recorded(
     database: Database, *parts: str, key: str = "summary:1", instance: str = "acme-support"
 ) -> list[Send]:
     tenant = await create_tenant(database, instance)
-    ids = await send_ledger.record(
+    ids = await repository.record(
         database,
         tenant_id=tenant.id,
         key=key,
@@ -32,13 +32,13 @@ async def recorded(
         quote=None,
         on_done=None,
     )
-    return [send for send_id in ids if (send := await send_ledger.load(database, send_id))]
+    return [send for send_id in ids if (send := await repository.load(database, send_id))]
 
 
 async def posted(database: Database, send: Send) -> Send:
     """The send with a POST begun (its outcome unknown until something says otherwise)."""
-    assert await send_ledger.begin_attempt(database, send) is not None
-    reloaded = await send_ledger.load(database, send.id)
+    assert await repository.begin_attempt(database, send) is not None
+    reloaded = await repository.load(database, send.id)
     assert reloaded is not None
     return reloaded
 
@@ -56,7 +56,7 @@ async def echo(database: Database, send: Send, **changes: Any) -> bool:
 
 
 async def status_of(database: Database, send: Send) -> tuple[Status, str | None]:
-    reloaded = await send_ledger.load(database, send.id)
+    reloaded = await repository.load(database, send.id)
     assert reloaded is not None
     return reloaded.status, reloaded.message_id
 
@@ -72,11 +72,11 @@ async def test_recording_the_same_message_twice_records_it_once(clean_database: 
         "on_done": None,
     }
 
-    first = await send_ledger.record(clean_database, **arguments)
-    again = await send_ledger.record(clean_database, **{**arguments, "parts": ["outro"]})
+    first = await repository.record(clean_database, **arguments)
+    again = await repository.record(clean_database, **{**arguments, "parts": ["outro"]})
 
     assert first == again
-    sends = [await send_ledger.load(clean_database, send_id) for send_id in first]
+    sends = [await repository.load(clean_database, send_id) for send_id in first]
     assert [(s.part, s.parts, s.text) for s in sends if s] == [(0, 2, "um"), (1, 2, "dois")]
     assert [s.quote is not None for s in sends if s] == [True, False]  # on the first part only
 
@@ -136,8 +136,8 @@ async def test_a_send_never_posted_is_not_settled_by_an_echo(clean_database: Dat
 async def test_a_second_run_cannot_begin_the_same_attempt(clean_database: Database) -> None:
     [send] = await recorded(clean_database)
 
-    assert await send_ledger.begin_attempt(clean_database, send) is not None
-    assert await send_ledger.begin_attempt(clean_database, send) is None  # read before the first
+    assert await repository.begin_attempt(clean_database, send) is not None
+    assert await repository.begin_attempt(clean_database, send) is None  # read before the first
 
 
 async def test_the_instance_is_busy_for_the_interval_after_its_last_post(
@@ -147,13 +147,13 @@ async def test_the_instance_is_busy_for_the_interval_after_its_last_post(
     other = (await recorded(clean_database, "outro", key="summary:2", instance="beta-store"))[0]
 
     async def busy_until(send: Send, pacing: float = 30) -> datetime | None:
-        loaded = await send_ledger.load(clean_database, send.id, pacing=pacing)
+        loaded = await repository.load(clean_database, send.id, pacing=pacing)
         assert loaded is not None
         return loaded.busy_until
 
     assert await busy_until(second) is None  # nothing posted yet
     await posted(clean_database, first)
-    await send_ledger.record_sent(clean_database, first, "3EB0A")
+    await repository.record_sent(clean_database, first, "3EB0A")
     busy = await busy_until(second)
 
     assert busy is not None
@@ -166,15 +166,15 @@ async def test_a_failed_part_marks_the_later_parts(clean_database: Database) -> 
     first, second, third = await recorded(clean_database, "um", "dois", "três")
 
     async def earlier_failed(send: Send) -> bool:
-        loaded = await send_ledger.load(clean_database, send.id)
+        loaded = await repository.load(clean_database, send.id)
         assert loaded is not None
         return loaded.earlier_part_failed
 
     assert await earlier_failed(second) is False
-    failed = await send_ledger.record_not_sent(clean_database, first, "envio falhou: x", final=True)
+    failed = await repository.record_not_sent(clean_database, first, "envio falhou: x", final=True)
 
     assert await earlier_failed(second) is True
-    await send_ledger.cancel(clean_database, second, "parte anterior")
+    await repository.cancel(clean_database, second, "parte anterior")
     assert await earlier_failed(third) is True
     assert (failed.status, failed.text, failed.error) == (Status.FAILED, None, "envio falhou: x")
 
@@ -187,11 +187,11 @@ async def test_old_rows_are_forgotten(clean_database: Database) -> None:
             {"id": old.id},
         )
 
-    deleted = await send_ledger.forget_before(clean_database, datetime.now(UTC) - timedelta(days=7))
+    deleted = await repository.forget_before(clean_database, datetime.now(UTC) - timedelta(days=7))
 
     assert deleted == 1
-    assert await send_ledger.load(clean_database, old.id) is None
-    assert await send_ledger.load(clean_database, new.id) is not None
+    assert await repository.load(clean_database, old.id) is None
+    assert await repository.load(clean_database, new.id) is not None
 
 
 async def test_another_tenant_cannot_settle_a_send_through_the_webhook(

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from intellizap.db.engine import Database
 from intellizap.evolution import repository
-from intellizap.evolution.send_ledger import CLOCK_SKEW, OUR_OWN, fingerprint
+from intellizap.evolution.send_ledger import CLOCK_SKEW, fingerprint
 
 
 async def claimed(database: Database, tenant_id: uuid.UUID, message_ids: list[str]) -> set[str]:
@@ -50,5 +50,5 @@ async def record_echo(
     async with database.session() as session:
         matched = await repository.settle_by_echo(session, params)
         if matched is not None:
-            await session.execute(OUR_OWN, params)
+            await repository.record_our_own(session, params)
     return matched is not None

@@ -38,7 +38,7 @@ from procrastinate.retry import BaseRetryStrategy, RetryDecision
 
 from intellizap import jobs
 from intellizap.db.engine import Database
-from intellizap.evolution import send_ledger, send_witnesses
+from intellizap.evolution import repository, send_ledger, send_witnesses
 from intellizap.evolution.client import Quote
 from intellizap.evolution.errors import DeliveryUnknown, EvolutionError
 from intellizap.evolution.send_ledger import FINAL, Completion, Send, Status
@@ -82,7 +82,7 @@ async def queue_text(
     ``mentions``: numbers written as ``@<number>`` in ``text``; each part mentions those it
     carries (WhatsApp notifies them; groups only)."""
     parts = split_text(text, max_chars)
-    send_ids = await send_ledger.record(
+    send_ids = await repository.record(
         database,
         tenant_id=tenant_id,
         key=key,
@@ -175,7 +175,7 @@ async def deliver(
     database = context.database
     pacing = context.settings.send_min_interval_seconds
     started = time.monotonic()
-    send = await send_ledger.load(database, send_id, pacing=pacing, begin=True)
+    send = await repository.load(database, send_id, pacing=pacing, begin=True)
     if send is None:
         return "gone"  # its tenant was deleted, or the row outlived the ledger's retention
     if send.began_at is not None:
@@ -184,7 +184,7 @@ async def deliver(
         await _complete(queue, send)  # a run that stopped before deferring the completion
         return send.status.value
     if send.earlier_part_failed:
-        await send_ledger.cancel(database, send, "uma parte anterior da mensagem não foi enviada")
+        await repository.cancel(database, send, "uma parte anterior da mensagem não foi enviada")
         return Status.CANCELLED.value
     if send.busy_until is not None:
         raise Later(send.busy_until, "pacing this instance's sends")
@@ -208,7 +208,7 @@ async def deliver(
         tentativas=send.attempts,
     )
     started = time.monotonic()
-    if await send_ledger.begin_attempt(database, send) is None:
+    if await repository.begin_attempt(database, send) is None:
         raise Later(datetime.now(UTC), "another run of this send changed it")
     return await _post(context, queue, job, send, started)
 
@@ -225,7 +225,7 @@ async def _post(
         # already be deciding this send. Leave it to the ledger rather than post late.
         raise Later(datetime.now(UTC), "stalled before posting")
     if send.instance is None:
-        failed = await send_ledger.record_not_sent(
+        failed = await repository.record_not_sent(
             database, send, "envio falhou: a conta não tem instância da Evolution", final=True
         )
         SENDS.labels(outcome="instance_not_found").inc()
@@ -243,7 +243,7 @@ async def _post(
         )
     except DeliveryUnknown as exc:
         SENDS.labels(outcome="unknown").inc()
-        await send_ledger.record_unknown(database, send, str(exc))
+        await repository.record_unknown(database, send, str(exc))
         log.warning(
             "send outcome unknown; looking for the message before any new attempt",
             usuario_id=str(send.tenant_id),
@@ -256,7 +256,7 @@ async def _post(
         ) from exc
     except EvolutionError as exc:
         return await _not_sent(database, queue, job, send, exc)
-    sent = await send_ledger.record_sent(database, send, message_id)
+    sent = await repository.record_sent(database, send, message_id)
     SENDS.labels(outcome=send_outcome(None)).inc()
     log.info(
         "text sent",
@@ -280,9 +280,9 @@ async def _not_sent(
         exception=error, job=job.evolve(attempts=attempts - 1)
     )
     if decision is not None and decision.retry_at is not None:
-        await send_ledger.record_not_sent(database, send, str(error), final=False)
+        await repository.record_not_sent(database, send, str(error), final=False)
         raise Later(decision.retry_at, "the send failed and will be tried again") from error
-    failed = await send_ledger.record_not_sent(database, send, f"envio falhou: {error}", final=True)
+    failed = await repository.record_not_sent(database, send, f"envio falhou: {error}", final=True)
     SENDS.labels(outcome=send_outcome(error)).inc()
     log.error(
         "send failed for good",
@@ -343,7 +343,7 @@ async def _went_out(context: jobs.WorkerContext, send: Send) -> Send | None:
         usuario_id=str(send.tenant_id),
         envio=send.id,
     )
-    return await send_ledger.record_sent(context.database, send, match.message_id)
+    return await repository.record_sent(context.database, send, match.message_id)
 
 
 async def _complete(queue: procrastinate.App, send: Send) -> None:
@@ -371,6 +371,6 @@ async def _complete(queue: procrastinate.App, send: Send) -> None:
 async def forget_old_sends(job_context: procrastinate.JobContext, timestamp: int) -> int:
     """Delete the ledger rows older than :data:`LEDGER_DAYS`."""
     before = datetime.fromtimestamp(timestamp, UTC) - timedelta(days=LEDGER_DAYS)
-    deleted = await send_ledger.forget_before(jobs.context_of(job_context).database, before)
+    deleted = await repository.forget_before(jobs.context_of(job_context).database, before)
     log.info("old send ledger rows deleted", envios_apagados=deleted)
     return deleted
