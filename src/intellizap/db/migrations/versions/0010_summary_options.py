@@ -81,9 +81,6 @@ BEGIN
 END $$;
 CREATE UNIQUE INDEX IF NOT EXISTS resumos_grupo_id_semana_key
     ON resumos (grupo_id, data_referencia) WHERE origem = 'semanal';
--- A recap reads the group's recent daily summaries.
-CREATE INDEX IF NOT EXISTS resumos_grupo_id_data_referencia_idx
-    ON resumos (grupo_id, data_referencia) WHERE status = 'enviado';
 CREATE TABLE IF NOT EXISTS resumos_dono (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     usuario_id uuid NOT NULL REFERENCES usuarios (id) ON DELETE CASCADE,
@@ -140,7 +137,6 @@ def downgrade() -> None:
     op.execute(
         """
         DROP TABLE IF EXISTS resumos_dono;
-        DROP INDEX IF EXISTS resumos_grupo_id_data_referencia_idx;
         DROP INDEX IF EXISTS resumos_grupo_id_semana_key;
         ALTER TABLE envios DROP COLUMN IF EXISTS mencoes;
         ALTER TABLE usuarios DROP CONSTRAINT IF EXISTS usuarios_numero_dono_check,
