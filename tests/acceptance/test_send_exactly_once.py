@@ -21,10 +21,10 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from intellizap import jobs
 from intellizap.db.engine import Database, libpq_url
 from intellizap.evolution.sending import queue_text
 from intellizap.summaries.delivery import on_delivery
+from intellizap.task_modules import connect_queue
 from tests.acceptance.test_jobs_durability import start_worker
 from tests.conftest import wait_until
 from tests.fakes.evolution import FakeEvolution
@@ -100,7 +100,7 @@ async def queue_summary_send(database: Database, database_url: str) -> uuid.UUID
                 {"id": summary_id},
             )
         ).one()
-    async with jobs.connect(database_url).open_async() as queue:
+    async with connect_queue(database_url).open_async() as queue:
         await queue_text(
             queue,
             database,

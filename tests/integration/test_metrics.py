@@ -23,6 +23,7 @@ from intellizap.db.engine import Database
 from intellizap.logging import configure_logging
 from intellizap.observability.database import DatabaseCollector
 from intellizap.observability.jobs import observe_job
+from intellizap.task_modules import connect_queue
 from tests.conftest import free_port, make_settings, running_service
 from tests.factories import create_group, create_tenant
 from tests.fakes.evolution import NOT_ON_WHATSAPP, FakeEvolution
@@ -205,7 +206,7 @@ async def test_the_job_wrapper_gives_worker_lines_tenant_context_and_counts_outc
     async with running_service(settings) as client:  # its /metrics reads this process' registry
         before = (await client.get("/metrics")).text
         capture(log_lines)
-        queue = jobs.connect(database_url)
+        queue = connect_queue(database_url)
         async with queue.open_async():
             # Sends of one instance run in order: the first is the one Evolution refuses.
             for summary_id in (failed_summary, sent_summary):

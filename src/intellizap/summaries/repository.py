@@ -69,29 +69,31 @@ _CLAIM = text(
         ) AS g
         WHERE g.resumo_ativo AND (due.max_grupos IS NULL OR g.rank <= due.max_grupos)
     ),
+    -- The due groups not claimed yet (most of a catch-up tick's window is): an index probe each,
+    -- much cheaper than an insert that conflicts; ON CONFLICT below still settles concurrent
+    -- claims. All read before the insert writes anything (the sort consumes every row first):
+    -- probing resumos row by row from inside the insert re-reads the pages it is filling, which
+    -- made a burst quadratic whenever the planner preferred a scan to the index.
+    unclaimed AS MATERIALIZED (
+        SELECT d.* FROM due_groups d
+        WHERE NOT EXISTS (
+            SELECT 1 FROM resumos r
+            WHERE r.grupo_id = d.group_id AND r.origem = 'agendado' AND r.data_referencia = d.day
+        )
+        ORDER BY d.group_id
+    ),
     claimed AS (
         INSERT INTO resumos (grupo_id, usuario_id, status, origem, data_referencia)
-        SELECT group_id, tenant_id, 'pendente', 'agendado', day FROM due_groups d
+        SELECT group_id, tenant_id, 'pendente', 'agendado', day FROM unclaimed
         WHERE at_local > local_now - :window
-          -- Already claimed (most of a catch-up tick's window): an index probe, much cheaper
-          -- than an insert that conflicts. ON CONFLICT still settles concurrent claims.
-          AND NOT EXISTS (
-              SELECT 1 FROM resumos r
-              WHERE r.grupo_id = d.group_id AND r.origem = 'agendado'
-                AND r.data_referencia = d.day
-          )
         ON CONFLICT (grupo_id, data_referencia) WHERE origem = 'agendado' DO NOTHING
         RETURNING id, grupo_id
     )
     SELECT 'claimed' AS outcome, c.id, c.grupo_id, d.at_local AT TIME ZONE d.zone AS due_at
     FROM claimed c JOIN due_groups d ON d.group_id = c.grupo_id
     UNION ALL
-    SELECT 'missed', NULL, d.group_id, NULL FROM due_groups d
+    SELECT 'missed', NULL, d.group_id, NULL FROM unclaimed d
     WHERE d.at_local <= d.local_now - :grace
-      AND NOT EXISTS (
-          SELECT 1 FROM resumos r
-          WHERE r.grupo_id = d.group_id AND r.origem = 'agendado' AND r.data_referencia = d.day
-      )
     """
 )
 

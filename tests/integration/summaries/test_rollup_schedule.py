@@ -21,6 +21,7 @@ from intellizap.summaries.scheduled import (
     claim_due_summaries,
     requeue_orphaned_summaries,
 )
+from intellizap.task_modules import connect_queue
 from tests.conftest import make_settings
 from tests.factories import count, create_group, create_tenant
 from tests.integration.summaries.test_summary_schedule import utc
@@ -258,7 +259,7 @@ async def test_the_orphan_sweep_queues_each_kind_with_its_own_task(
             ),
             {"t": tenant.id},
         )
-    async with jobs.connect(database_url).open_async() as queue:
+    async with connect_queue(database_url).open_async() as queue:
         assert await requeue_orphaned_summaries(clean_database, queue, settings) == 3
         assert await requeue_orphaned_summaries(clean_database, queue, settings) == 0
     [(_, summarize_lock)] = await jobs_of(clean_database, SUMMARIZE_TASK)

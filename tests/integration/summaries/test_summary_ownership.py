@@ -25,6 +25,7 @@ from intellizap import jobs
 from intellizap.app import Roles
 from intellizap.db.engine import Database
 from intellizap.summaries.scheduled import SUMMARIZE_TASK, requeue_orphaned_summaries, summary_job
+from intellizap.task_modules import connect_queue
 from tests.conftest import make_settings, running_service, wait_until
 from tests.factories import count, create_group, create_tenant
 from tests.fakes.evolution import FakeEvolution
@@ -130,7 +131,7 @@ async def test_a_forged_summary_is_never_queued_written_sent_or_shown(
     forged = await plant_forged_summary(clean_database, t["victim_group"].id, t["attacker"].id)
 
     settings = make_settings(database_url)
-    async with jobs.connect(database_url).open_async() as queue:
+    async with connect_queue(database_url).open_async() as queue:
         # The orphan sweep does not pick it up...
         assert await requeue_orphaned_summaries(clean_database, queue, settings) == 0
         # ...and a job for it, however it got queued, writes and sends nothing.

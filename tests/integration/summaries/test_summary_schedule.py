@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from intellizap.db.engine import Database
 from intellizap.summaries.scheduled import claim_due_summaries
+from intellizap.task_modules import connect_queue
 from intellizap.tenants.quota import cycle_start
 from tests.conftest import make_settings
 from tests.factories import count, create_group, create_tenant
@@ -180,7 +181,6 @@ def test_quota_cycle_starts_on_the_renewal_day(
 async def test_a_claim_whose_process_died_before_queueing_is_requeued_once(
     clean_database: Database, database_url: str, settings: Any
 ) -> None:
-    from intellizap import jobs
     from intellizap.summaries.scheduled import requeue_orphaned_summaries
 
     orphan = await tenant_with_summary(clean_database, "orphan", "20:00")
@@ -211,7 +211,7 @@ async def test_a_claim_whose_process_died_before_queueing_is_requeued_once(
             {"lock": f"summary-group:{being_written.id}"},
         )
 
-    async with jobs.connect(database_url).open_async() as queue:
+    async with connect_queue(database_url).open_async() as queue:
         assert await requeue_orphaned_summaries(clean_database, queue, settings) == 1
         # now it has a job
         assert await requeue_orphaned_summaries(clean_database, queue, settings) == 0
