@@ -66,17 +66,20 @@ _RECAP_CLAIM = text(
                CAST(local_now AS date) - CAST(CAST(local_now AS time) < at_time AS integer) AS day
         FROM ranked WHERE at_time IS NOT NULL
     ),
-    due AS (
-        SELECT group_id, tenant_id, day, day + at_time AS at_local, zone FROM latest
+    -- Due and not claimed yet, all read before the insert writes anything (the sort consumes
+    -- every row first): probed from inside the insert, resumos would be re-read as it fills.
+    due AS MATERIALIZED (
+        SELECT group_id, tenant_id, day, day + at_time AS at_local, zone FROM latest l
         WHERE EXTRACT(ISODOW FROM day) = weekday AND day + at_time > local_now - :window
+          AND NOT EXISTS (
+              SELECT 1 FROM resumos r
+              WHERE r.grupo_id = l.group_id AND r.origem = 'semanal' AND r.data_referencia = l.day
+          )
+        ORDER BY group_id
     ),
     claimed AS (
         INSERT INTO resumos (grupo_id, usuario_id, status, origem, data_referencia)
-        SELECT group_id, tenant_id, 'pendente', 'semanal', day FROM due d
-        WHERE NOT EXISTS (
-            SELECT 1 FROM resumos r
-            WHERE r.grupo_id = d.group_id AND r.origem = 'semanal' AND r.data_referencia = d.day
-        )
+        SELECT group_id, tenant_id, 'pendente', 'semanal', day FROM due
         ON CONFLICT (grupo_id, data_referencia) WHERE origem = 'semanal' DO NOTHING
         RETURNING id, grupo_id
     )
@@ -108,7 +111,9 @@ _DIGEST_CLAIM = text(
                CAST(local_now AS date) - CAST(CAST(local_now AS time) < at_time AS integer) AS day
         FROM tenants
     ),
-    due AS (
+    -- Read whole before the insert below (the sort consumes every row first), like the
+    -- recap's: probed from inside the insert, resumos_dono would be re-read as it fills.
+    due AS MATERIALIZED (
         SELECT tenant_id, day, day + at_time AS at_local, zone FROM latest l
         WHERE day + at_time > local_now - :window
           AND NOT EXISTS (
@@ -118,6 +123,7 @@ _DIGEST_CLAIM = text(
           AND (day + at_time <= local_now - :wait
                OR (EXISTS ({_DAY_SUMMARIES_OF})
                    AND NOT EXISTS ({_DAY_SUMMARIES_OF} AND r.status = 'pendente')))
+        ORDER BY tenant_id
     ),
     claimed AS (
         INSERT INTO resumos_dono (usuario_id, data_referencia)

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from intellizap import jobs
 from intellizap.db.engine import Database
 from intellizap.summaries.scheduled import (
     DIGEST_TASK,
@@ -98,7 +97,12 @@ async def test_concurrent_ticks_and_a_restart_claim_and_queue_each_recap_once(
     groups = [await weekly_group(clean_database, tenant, n) for n in range(12)]
     results = await asyncio.gather(
         *(
-            claim_due_recaps(clean_database, settings, utc(2026, 11, 25, 23, 0), queue=jobs.app)
+            claim_due_recaps(
+                clean_database,
+                settings,
+                utc(2026, 11, 25, 23, 0),
+                queue=connect_queue(database_url),
+            )
             for _ in range(6)
         )
     )
@@ -183,7 +187,7 @@ async def set_status(database: Database, group: Any, status: str) -> None:
 
 
 async def test_digest_waits_for_the_days_summaries_then_is_claimed_once(
-    clean_database: Database, settings: Any
+    clean_database: Database, settings: Any, database_url: str
 ) -> None:
     tenant = await account(clean_database, "owner", owner_digest_enabled=True)
     first = await create_group(clean_database, tenant, "1@g.us", summary_enabled=True)
@@ -197,7 +201,12 @@ async def test_digest_waits_for_the_days_summaries_then_is_claimed_once(
     await set_status(clean_database, second, "erro")  # too few messages: a quiet group
     results = await asyncio.gather(
         *(
-            claim_due_digests(clean_database, settings, utc(2026, 11, 25, 23, 7), queue=jobs.app)
+            claim_due_digests(
+                clean_database,
+                settings,
+                utc(2026, 11, 25, 23, 7),
+                queue=connect_queue(database_url),
+            )
             for _ in range(6)
         )
     )
