@@ -10,12 +10,15 @@ is given up says why, and whose key it was.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import procrastinate
 
 from intellizap import jobs
-from intellizap.llm import LlmError, tenant_reason
+from intellizap.db.engine import Database
+from intellizap.llm import Llm, LlmError, tenant_reason
+from intellizap.settings import Settings
 from intellizap.summaries.digest import (
     DIGEST_DELIVERED_TASK,
     fail_digest,
@@ -50,76 +53,70 @@ REASONS: dict[type[BaseException], jobs.Reason] = {
 jobs.prepare_at_start(load_encoding)
 
 
-@jobs.app.task(name=SUMMARIZE_TASK, queue="summaries", retry=RETRY, pass_context=True)
-async def summarize_group(
-    job_context: procrastinate.JobContext, *, summary_id: str, deadline: str | None = None
+Writer = Callable[[Database, Llm, Settings, procrastinate.App, uuid.UUID], Awaitable[str]]
+Recorder = Callable[[Database, uuid.UUID, str], Awaitable[None]]
+
+
+async def _write(
+    job_context: procrastinate.JobContext,
+    row_id: str,
+    *,
+    what: str,
+    write: Writer,
+    record: Recorder,
 ) -> str:
+    """Run ``write`` for the row ``row_id``; when a failure is final, ``record`` why (the
+    tenant reads it) before the job fails. ``what`` names the text in the default reason."""
     context = jobs.context_of(job_context)
-    summary = uuid.UUID(summary_id)
+    row = uuid.UUID(row_id)
     async with jobs.final_failure(
         job_context,
         RETRY,
         reasons=REASONS,
-        default=lambda exc: f"falha ao gerar o resumo: {type(exc).__name__}",
-        record=lambda reason: fail(context.database, summary, reason),
+        default=lambda exc: f"falha ao gerar {what}: {type(exc).__name__}",
+        record=lambda reason: record(context.database, row, reason),
     ):
-        outcome = await summarize(
-            context.database,
-            context.llm,
-            context.settings,
-            job_context.app,
-            summary,
-            now=datetime.now(UTC),
-        )
-    return outcome
+        return await write(context.database, context.llm, context.settings, job_context.app, row)
+
+
+def _now(write: Callable[..., Awaitable[str]]) -> Writer:
+    """``write`` called with the time the job runs."""
+    return lambda *args: write(*args, now=datetime.now(UTC))
+
+
+@jobs.app.task(name=SUMMARIZE_TASK, queue="summaries", retry=RETRY, pass_context=True)
+async def summarize_group(
+    job_context: procrastinate.JobContext, *, summary_id: str, deadline: str | None = None
+) -> str:
+    return await _write(
+        job_context, summary_id, what="o resumo", write=_now(summarize), record=fail
+    )
 
 
 @jobs.app.task(name=RECAP_TASK, queue="summaries", retry=RETRY, pass_context=True)
 async def weekly_recap(
     job_context: procrastinate.JobContext, *, summary_id: str, deadline: str | None = None
 ) -> str:
-    context = jobs.context_of(job_context)
-    summary = uuid.UUID(summary_id)
-    async with jobs.final_failure(
+    return await _write(
         job_context,
-        RETRY,
-        reasons=REASONS,
-        default=lambda exc: f"falha ao gerar a retrospectiva semanal: {type(exc).__name__}",
-        record=lambda reason: fail(context.database, summary, reason),
-    ):
-        outcome = await write_recap(
-            context.database,
-            context.llm,
-            context.settings,
-            job_context.app,
-            summary,
-            now=datetime.now(UTC),
-        )
-    return outcome
+        summary_id,
+        what="a retrospectiva semanal",
+        write=_now(write_recap),
+        record=fail,
+    )
 
 
 @jobs.app.task(name=DIGEST_TASK, queue="summaries", retry=RETRY, pass_context=True)
 async def owner_digest(
     job_context: procrastinate.JobContext, *, digest_id: str, deadline: str | None = None
 ) -> str:
-    context = jobs.context_of(job_context)
-    digest = uuid.UUID(digest_id)
-    async with jobs.final_failure(
+    return await _write(
         job_context,
-        RETRY,
-        reasons=REASONS,
-        default=lambda exc: f"falha ao gerar o resumo do dia: {type(exc).__name__}",
-        record=lambda reason: fail_digest(context.database, digest, reason),
-    ):
-        outcome = await write_digest(
-            context.database,
-            context.llm,
-            context.settings,
-            job_context.app,
-            digest,
-            now=datetime.now(UTC),
-        )
-    return outcome
+        digest_id,
+        what="o resumo do dia",
+        write=_now(write_digest),
+        record=fail_digest,
+    )
 
 
 @jobs.app.task(
