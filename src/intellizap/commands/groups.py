@@ -26,6 +26,8 @@ from intellizap.evolution.errors import (
     InstanceNotFound,
     NotAuthorized,
 )
+from intellizap.summaries.destinations import KINDS
+from intellizap.summaries.prompt import MAX_INSTRUCTIONS_CHARS
 from intellizap.tenants import plan
 from intellizap.tenants.repository import (
     GroupLimitReached,
@@ -198,6 +200,26 @@ def disable(
     _change(instance, group_jid, active=False, summary=resumo, transcription=transcricao)
 
 
+def _destination(value: str) -> str:
+    """Where a group's summary goes: ``grupo``, ``dono`` (the owner's chat) or ``ambos``."""
+    name = value.strip().lower()
+    if name not in KINDS:
+        raise plan.InvalidPlanValue(
+            f"{value!r} is not a destination: use {', '.join(KINDS[:-1])} or {KINDS[-1]}"
+        )
+    return name
+
+
+def _instructions(value: str) -> str:
+    """The customer's instructions for a group's summary, at most ``MAX_INSTRUCTIONS_CHARS``."""
+    text = value.strip()
+    if len(text) > MAX_INSTRUCTIONS_CHARS:
+        raise plan.InvalidPlanValue(
+            f"the instructions have {len(text)} characters: at most {MAX_INSTRUCTIONS_CHARS}"
+        )
+    return text
+
+
 @groups_cli.command("resumo")
 def summary_options(
     instance: InstanceArgument,
@@ -228,11 +250,11 @@ def summary_options(
     settings = load_settings()
     values: dict[str, object] = {}
     if destino is not None:
-        values["summary_destination"] = checked(plan.destination, destino)
+        values["summary_destination"] = checked(_destination, destino)
     if idioma is not None:
         values["language"] = checked(language_value, idioma)
     if instrucoes is not None:
-        values["summary_instructions"] = checked(plan.instructions, instrucoes) or None
+        values["summary_instructions"] = checked(_instructions, instrucoes) or None
     if semanal is not None:
         off = semanal.strip().lower() in ("nao", "não", "off", "")
         values["weekly_recap_day"] = None if off else checked(plan.weekday, semanal)

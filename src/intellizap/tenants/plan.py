@@ -136,25 +136,3 @@ def weekday(value: str) -> int:
         f"{value!r} is not a day of the week: use seg, ter, qua, qui, sex, sab, dom (or 1-7, "
         "1 = Monday)"
     )
-
-
-DESTINATIONS = ("grupo", "dono", "ambos")
-MAX_INSTRUCTIONS_CHARS = 500
-
-
-def destination(value: str) -> str:
-    """Where a group's summary goes: ``grupo``, ``dono`` (the owner's chat) or ``ambos``."""
-    name = value.strip().lower()
-    if name not in DESTINATIONS:
-        raise InvalidPlanValue(f"{value!r} is not a destination: use grupo, dono or ambos")
-    return name
-
-
-def instructions(value: str) -> str:
-    """The customer's instructions for a group's summary, at most 500 characters."""
-    text = value.strip()
-    if len(text) > MAX_INSTRUCTIONS_CHARS:
-        raise InvalidPlanValue(
-            f"the instructions have {len(text)} characters: at most {MAX_INSTRUCTIONS_CHARS}"
-        )
-    return text
