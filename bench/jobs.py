@@ -1,6 +1,6 @@
 """Benchmark of the job queue: defer→start latency and throughput of real send jobs.
 
-Runs the real worker (``intellizap.jobs.run_worker``) against a throwaway embedded PostgreSQL and
+Runs the real worker (``intellizap.task_modules.run_worker``) against a throwaway embedded PostgreSQL and
 the test suite's fake Evolution server (real HTTP on loopback), with no send pacing:
 
 1. latency: one ``send_text`` job at a time on an idle worker, time from ``defer`` to the fake
@@ -35,12 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.fakes.evolution import FakeEvolution
 
 from embedded_db import embedded_database
-from intellizap import jobs
 from intellizap.db import migrate
 from intellizap.db.engine import Database
 from intellizap.evolution.client import EvolutionClient
 from intellizap.evolution.sending import queue_text
 from intellizap.settings import Settings
+from intellizap.task_modules import connect_queue, run_worker
 
 #: How long the fake Evolution takes to answer a send in the pacing run.
 LATENCY = 0.15
@@ -90,9 +90,9 @@ async def main() -> None:
                     {"id": tenant_id, "name": f"bench-{n}"},
                 )
                 tenants.append(tenant_id)
-        queue = jobs.connect(url)
+        queue = connect_queue(url)
         async with queue.open_async():
-            worker = asyncio.create_task(jobs.run_worker(queue, settings, url))
+            worker = asyncio.create_task(run_worker(queue, settings, url))
             await asyncio.sleep(2)  # worker registered and listening
 
             latencies = []
@@ -149,7 +149,7 @@ async def main() -> None:
                         key=f"paced:{n}:{m}",
                     )
             paced_deferred = time.monotonic() - start
-            worker = asyncio.create_task(jobs.run_worker(queue, paced, url))
+            worker = asyncio.create_task(run_worker(queue, paced, url))
             sampler = asyncio.create_task(occupancy(database))
             await wait_for_sends(evo, before + total, within=900)
             sampler.cancel()

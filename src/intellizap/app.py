@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from procrastinate.exceptions import ConnectorException
 from starlette.types import Receive, Scope, Send
 
-from intellizap import health, jobs
+from intellizap import health
 from intellizap.db import migrate
 from intellizap.db.embedded import start_database
 from intellizap.db.engine import Database, DatabaseUnavailable
@@ -46,7 +46,7 @@ from intellizap.llm import Llm
 from intellizap.logging import configure_logging, get_logger
 from intellizap.observability import server as metrics
 from intellizap.settings import Settings, check_for_production, get_settings
-from intellizap.task_modules import connect_queue
+from intellizap.task_modules import connect_queue, run_worker
 from intellizap.tenants.directory import TenantDirectory
 
 log = get_logger(__name__)
@@ -119,7 +119,7 @@ def create_app(settings: Settings | None = None, roles: Roles | None = None) -> 
         worker: asyncio.Task[None] | None = None
         if roles.worker:
             worker = asyncio.create_task(
-                jobs.run_worker(queue, settings, url),
+                run_worker(queue, settings, url),
                 name="job-worker",
             )
         supabase_tokens = SupabaseTokens(settings)

@@ -130,9 +130,8 @@ def api(host: HostOption = None, port: PortOption = None) -> None:
 def worker() -> None:
     """Only the job worker and periodic tasks (run as many as you like, on any machine).
     SIGTERM lets running jobs finish (up to 30 s); unfinished ones run again elsewhere."""
-    from intellizap import jobs
     from intellizap.observability.server import metrics_server
-    from intellizap.task_modules import connect_queue
+    from intellizap.task_modules import connect_queue, run_worker
 
     _exit_cleanly_on_signals()
     settings = load_settings(service=True)
@@ -150,7 +149,7 @@ def worker() -> None:
                 url, pool_size=settings.job_queue_pool_size
             ).open_async() as queue:
                 try:
-                    await jobs.run_worker(queue, settings, url)
+                    await run_worker(queue, settings, url)
                 except asyncio.CancelledError:
                     log.info("worker stopped")
 

@@ -1,8 +1,9 @@
 """The job queue (procrastinate, on our PostgreSQL) and the worker that runs it.
 
-Features define their tasks on :data:`app`, which only holds the definitions; the application's
-composition root (:mod:`intellizap.task_modules`) names the modules that define them and gets a
-connected queue from :func:`connect`. Jobs are durable and run at least once: a worker killed
+Features define their tasks on :data:`blueprint`, which only holds the definitions (deferring
+through it raises ``UnboundTaskError``); the application's composition root
+(:mod:`intellizap.task_modules`) names the modules that define them, gets a connected queue from
+:func:`connect` and hands the worker its middleware. Jobs are durable and run at least once: a worker killed
 mid-job stops sending heartbeats, and the periodic :func:`recover_stalled_jobs` hands its jobs to
 another worker. Tasks say which failures are worth retrying (:mod:`intellizap.retries`): an
 exception whose ``transient`` attribute is False fails the job at once.
@@ -22,6 +23,7 @@ from typing import Any
 import orjson
 import procrastinate
 import sqlalchemy.exc
+from procrastinate.middleware import WorkerMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intellizap import job_repository
@@ -29,7 +31,6 @@ from intellizap.db.engine import Database, libpq_url
 from intellizap.evolution.client import EvolutionClient
 from intellizap.llm import Llm
 from intellizap.logging import get_logger
-from intellizap.observability.jobs import observe_job
 from intellizap.retries import Backoff as Backoff  # re-exported: tasks use jobs.Backoff
 from intellizap.retries import Reason as Reason
 from intellizap.retries import final_failure as final_failure
@@ -38,22 +39,22 @@ from intellizap.settings import Settings
 
 log = get_logger(__name__)
 
-#: Where features define their tasks and periodic tasks (``@jobs.app.task``). Never connected:
-#: :func:`connect` gives each caller its own connected app with these tasks bound to it.
-app = procrastinate.App(connector=procrastinate.PsycopgConnector())
+#: Where features define their tasks and periodic tasks (``@jobs.blueprint.task``). Never
+#: connected: :func:`connect` gives each caller its own connected app with these tasks bound to it.
+blueprint = procrastinate.Blueprint()
 
 QUEUE_APPLICATION_NAME = "intellizap-queue"
 
 
 def connect(url: str, *, pool_size: int = 4, task_modules: Iterable[str] = ()) -> procrastinate.App:
     """A queue app connected to the database at ``url`` (open it with ``open_async``), knowing
-    every task defined on :data:`app` once ``task_modules`` are imported.
+    every task defined on :data:`blueprint` once ``task_modules`` are imported.
 
     The composition root passes the feature modules that define tasks, so this module never
     names a feature. Each call builds its own app: nothing global is reconnected. Its tasks are
     copies bound to it, not ``App.with_connector``'s shared ones: a task defers through the app
-    it belongs to (the periodic deferrer too), so shared tasks would defer through :data:`app`,
-    which has no database. The pool (``JOB_QUEUE_POOL_SIZE``) carries the queue's own short
+    it belongs to (the periodic deferrer too), so shared tasks would defer through
+    :data:`blueprint`, which has no database. The pool (``JOB_QUEUE_POOL_SIZE``) carries the queue's own short
     statements: fetching a job, recording its end, heartbeats, and defers made outside a
     transaction; the LISTEN connection is separate.
     """
@@ -73,16 +74,19 @@ def connect(url: str, *, pool_size: int = 4, task_modules: Iterable[str] = ()) -
 
 
 def _bind_tasks(queue: procrastinate.App) -> None:
-    """Give ``queue`` a copy of each task and periodic task of :data:`app`, names unchanged."""
+    """Give ``queue`` a copy of each task and periodic task of :data:`blueprint`, names unchanged.
+
+    (``Blueprint.add_tasks_from`` would rename them under a namespace and rebind the originals,
+    so a second app — tests, the commands — could not have them.)"""
     bound: dict[int, procrastinate.tasks.Task[Any, Any, Any]] = {}
-    for name, task in app.tasks.items():
+    for name, task in blueprint.tasks.items():
         if name in queue.tasks:  # procrastinate's built-in tasks, which every app has
             continue
         if id(task) not in bound:  # one task may be listed under its aliases too
             bound[id(task)] = copy.copy(task)
             bound[id(task)].blueprint = queue
         queue.tasks[name] = bound[id(task)]
-    for periodic in app.periodic_registry.periodic_tasks.values():
+    for periodic in blueprint.periodic_registry.periodic_tasks.values():
         queue.periodic_registry.register_task(
             task=bound.get(id(periodic.task), periodic.task),
             cron=periodic.cron,
@@ -125,9 +129,17 @@ async def worker_context(settings: Settings, url: str) -> AsyncIterator[WorkerCo
         await database.dispose()
 
 
-async def run_worker(queue: procrastinate.App, settings: Settings, url: str) -> None:
+async def run_worker(
+    queue: procrastinate.App,
+    settings: Settings,
+    url: str,
+    *,
+    middleware: Sequence[WorkerMiddleware] = (),
+) -> None:
     """Run jobs until cancelled; on cancellation running jobs get ``shutdown_graceful_timeout``
-    to finish, and unfinished ones are run again later by another worker.
+    to finish, and unfinished ones are run again later by another worker. ``middleware`` wraps
+    every job (the composition root's: logging context and metrics, which read the features'
+    tables this module does not know).
 
     procrastinate's worker stops by itself when its database connection breaks (a PostgreSQL
     restart or failover); it is started again here, so the process recovers on its own.
@@ -148,7 +160,7 @@ async def run_worker(queue: procrastinate.App, settings: Settings, url: str) -> 
                     shutdown_graceful_timeout=30,
                     install_signal_handlers=False,
                     additional_context={"intellizap": context},
-                    worker_middleware=[observe_job],
+                    worker_middleware=list(middleware),
                     delete_jobs="successful",
                 )
                 log.warning("job worker stopped by itself (database connection lost?), restarting")
@@ -169,8 +181,8 @@ async def recover_stalled(queue: procrastinate.App, settings: Settings) -> int:
     return len(stalled)
 
 
-@app.periodic(cron="* * * * * */15", periodic_id="recover-stalled-jobs")
-@app.task(name="recover_stalled_jobs", queue="maintenance", pass_context=True)
+@blueprint.periodic(cron="* * * * * */15", periodic_id="recover-stalled-jobs")
+@blueprint.task(name="recover_stalled_jobs", queue="maintenance", pass_context=True)
 async def recover_stalled_jobs(job_context: procrastinate.JobContext, timestamp: int) -> int:
     return await recover_stalled(job_context.app, context_of(job_context).settings)
 
@@ -203,7 +215,7 @@ class JobSpec:
 
 
 async def defer_in_transaction(
-    session: AsyncSession, queue: procrastinate.App, task: str, specs: Sequence[JobSpec]
+    session: AsyncSession, tasks: procrastinate.Blueprint, task: str, specs: Sequence[JobSpec]
 ) -> list[int]:
     """Queue jobs of ``task`` in ``session``'s transaction, in one statement however many.
 
@@ -213,15 +225,18 @@ async def defer_in_transaction(
     Workers are woken as by any defer (procrastinate's insert trigger notifies at commit).
     A job whose ``queueing_lock`` is already waiting makes the statement, and so the whole
     transaction, fail (``AlreadyEnqueued``): give each job its own lock, or defer it alone.
+    ``tasks`` is where ``task`` is defined: a connected queue, or :data:`blueprint` itself.
     """
     if not specs:
         return []
-    template = queue.configure_task(task, allow_unknown=False).job  # the task's queue
+    definition = tasks.tasks.get(task)  # a connected queue, or the definitions alone (tests)
+    if definition is None:
+        raise procrastinate.exceptions.TaskNotFound(f"no task named {task} is defined")
     try:
         return await job_repository.insert_jobs(
             session,
-            queue=template.queue,
-            task=template.task_name,
+            queue=definition.queue,
+            task=definition.name,
             priorities=[spec.priority for spec in specs],
             locks=[spec.lock for spec in specs],
             queueing_locks=[spec.queueing_lock for spec in specs],

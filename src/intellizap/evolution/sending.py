@@ -155,7 +155,7 @@ class QueuedBeforeTheLedger(Exception):
     transient = False
 
 
-@jobs.app.task(name=SEND_TASK, queue="sending", retry=SendRetry(), pass_context=True)
+@jobs.blueprint.task(name=SEND_TASK, queue="sending", retry=SendRetry(), pass_context=True)
 async def send_text(
     job_context: procrastinate.JobContext, /, *, send_id: int | None = None, **legacy: Any
 ) -> str:
@@ -366,8 +366,8 @@ async def _complete(queue: procrastinate.App, send: Send) -> None:
     )
 
 
-@jobs.app.periodic(cron="20 4 * * *", periodic_id="send-ledger-cleanup")
-@jobs.app.task(name="forget_old_sends", queue="maintenance", pass_context=True)
+@jobs.blueprint.periodic(cron="20 4 * * *", periodic_id="send-ledger-cleanup")
+@jobs.blueprint.task(name="forget_old_sends", queue="maintenance", pass_context=True)
 async def forget_old_sends(job_context: procrastinate.JobContext, timestamp: int) -> int:
     """Delete the ledger rows older than :data:`LEDGER_DAYS`."""
     before = datetime.fromtimestamp(timestamp, UTC) - timedelta(days=LEDGER_DAYS)

@@ -37,15 +37,15 @@ async def delete_old_messages(database: Database, *, now: datetime, retention_da
     return deleted
 
 
-@jobs.app.periodic(cron="* * * * *", periodic_id="pending-changes-sweep")
-@jobs.app.task(name="apply_pending_changes", queue="maintenance", pass_context=True)
+@jobs.blueprint.periodic(cron="* * * * *", periodic_id="pending-changes-sweep")
+@jobs.blueprint.task(name="apply_pending_changes", queue="maintenance", pass_context=True)
 async def sweep_pending_changes(job_context: procrastinate.JobContext, timestamp: int) -> int:
     """Edits and deletes whose message arrived in the same instant (see ``changes.py``)."""
     return await apply_all_pending_changes(jobs.context_of(job_context).database)
 
 
-@jobs.app.periodic(cron="40 3 * * *", periodic_id="daily-cleanup")
-@jobs.app.task(name="cleanup", queue="maintenance", pass_context=True)
+@jobs.blueprint.periodic(cron="40 3 * * *", periodic_id="daily-cleanup")
+@jobs.blueprint.task(name="cleanup", queue="maintenance", pass_context=True)
 async def cleanup(job_context: procrastinate.JobContext, timestamp: int) -> int:
     context = jobs.context_of(job_context)
     deleted = await delete_old_messages(

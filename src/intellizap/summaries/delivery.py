@@ -30,7 +30,7 @@ async def record_delivery(
     return await repository.mark_failed(database, summary_id, reason or "envio falhou")
 
 
-@jobs.app.task(
+@jobs.blueprint.task(
     name=SUMMARY_DELIVERED_TASK, queue="summaries", retry=jobs.Backoff(), pass_context=True
 )
 async def summary_delivered(

@@ -27,7 +27,7 @@ ON_DEMAND_DEADLINE = timedelta(hours=1)
 
 async def request_on_demand(
     database: Database,
-    queue: procrastinate.App,
+    queue: procrastinate.Blueprint,
     settings: Settings,
     *,
     tenant_id: uuid.UUID,

@@ -69,7 +69,7 @@ async def claim_due_summaries(
     now: datetime,
     *,
     full_catch_up: bool = True,
-    queue: procrastinate.App | None = None,
+    queue: procrastinate.Blueprint | None = None,
 ) -> list[Claim]:
     """Create the ``resumos`` rows of every summary due at ``now``; each at most once per day.
     Without ``full_catch_up`` only the last ``RECENT_WINDOW`` is examined. With ``queue``, each
@@ -124,7 +124,7 @@ async def claim_due_recaps(
     now: datetime,
     *,
     full_catch_up: bool = True,
-    queue: procrastinate.App | None = None,
+    queue: procrastinate.Blueprint | None = None,
 ) -> list[Claim]:
     """Create the ``resumos`` row (``origem = 'semanal'``) of every weekly recap due at ``now``,
     each at most once per group and week, with its job in the same transaction (``queue``)."""
@@ -162,7 +162,11 @@ DIGEST_WAIT = timedelta(minutes=30)
 
 
 async def claim_due_digests(
-    database: Database, settings: Settings, now: datetime, *, queue: procrastinate.App | None = None
+    database: Database,
+    settings: Settings,
+    now: datetime,
+    *,
+    queue: procrastinate.Blueprint | None = None,
 ) -> list[DigestClaim]:
     """Create the ``resumos_dono`` row of every owner's digest due at ``now`` (at most one per
     account and local day), with its job in the same transaction (``queue``). Always looks over
@@ -245,8 +249,8 @@ async def requeue_orphaned_summaries(
     return len(rows) + len(digests)
 
 
-@jobs.app.periodic(cron="* * * * *", periodic_id="summary-tick")
-@jobs.app.task(name="summary_tick", queue="summaries", pass_context=True)
+@jobs.blueprint.periodic(cron="* * * * *", periodic_id="summary-tick")
+@jobs.blueprint.task(name="summary_tick", queue="summaries", pass_context=True)
 async def summary_tick(job_context: procrastinate.JobContext, timestamp: int) -> int:
     context = jobs.context_of(job_context)
     now = datetime.fromtimestamp(timestamp, UTC)

@@ -84,7 +84,7 @@ def _now(write: Callable[..., Awaitable[str]]) -> Writer:
     return lambda *args: write(*args, now=datetime.now(UTC))
 
 
-@jobs.app.task(name=SUMMARIZE_TASK, queue="summaries", retry=RETRY, pass_context=True)
+@jobs.blueprint.task(name=SUMMARIZE_TASK, queue="summaries", retry=RETRY, pass_context=True)
 async def summarize_group(
     job_context: procrastinate.JobContext, *, summary_id: str, deadline: str | None = None
 ) -> str:
@@ -93,7 +93,7 @@ async def summarize_group(
     )
 
 
-@jobs.app.task(name=RECAP_TASK, queue="summaries", retry=RETRY, pass_context=True)
+@jobs.blueprint.task(name=RECAP_TASK, queue="summaries", retry=RETRY, pass_context=True)
 async def weekly_recap(
     job_context: procrastinate.JobContext, *, summary_id: str, deadline: str | None = None
 ) -> str:
@@ -106,7 +106,7 @@ async def weekly_recap(
     )
 
 
-@jobs.app.task(name=DIGEST_TASK, queue="summaries", retry=RETRY, pass_context=True)
+@jobs.blueprint.task(name=DIGEST_TASK, queue="summaries", retry=RETRY, pass_context=True)
 async def owner_digest(
     job_context: procrastinate.JobContext, *, digest_id: str, deadline: str | None = None
 ) -> str:
@@ -119,7 +119,7 @@ async def owner_digest(
     )
 
 
-@jobs.app.task(
+@jobs.blueprint.task(
     name=DIGEST_DELIVERED_TASK, queue="summaries", retry=jobs.Backoff(), pass_context=True
 )
 async def digest_delivered(

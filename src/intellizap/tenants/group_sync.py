@@ -96,7 +96,9 @@ async def request_group_sync(queue: procrastinate.App, tenant_id: uuid.UUID) -> 
     )
 
 
-@jobs.app.task(name=SYNC_TASK, queue="sync", retry=jobs.Backoff(max_attempts=5), pass_context=True)
+@jobs.blueprint.task(
+    name=SYNC_TASK, queue="sync", retry=jobs.Backoff(max_attempts=5), pass_context=True
+)
 async def sync_groups(job_context: procrastinate.JobContext, *, tenant_id: str) -> int:
     context = jobs.context_of(job_context)
     tenant = await tenant_by_id(context.database, uuid.UUID(tenant_id))
@@ -104,8 +106,8 @@ async def sync_groups(job_context: procrastinate.JobContext, *, tenant_id: str) 
     return result.new
 
 
-@jobs.app.periodic(cron="17 4 * * *", periodic_id="daily-group-sync")
-@jobs.app.task(name="sync_all_groups", queue="sync", pass_context=True)
+@jobs.blueprint.periodic(cron="17 4 * * *", periodic_id="daily-group-sync")
+@jobs.blueprint.task(name="sync_all_groups", queue="sync", pass_context=True)
 async def sync_all_groups(job_context: procrastinate.JobContext, timestamp: int) -> int:
     """Once a day (04:17 UTC, a quiet hour in Brazil): one sync job per tenant with an instance."""
     context = jobs.context_of(job_context)

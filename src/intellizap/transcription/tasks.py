@@ -52,7 +52,7 @@ def _transcription_slots(size: int) -> asyncio.Semaphore:
     return slots
 
 
-@jobs.app.task(name=TRANSCRIBE_TASK, queue="transcription", retry=RETRY, pass_context=True)
+@jobs.blueprint.task(name=TRANSCRIBE_TASK, queue="transcription", retry=RETRY, pass_context=True)
 async def transcribe_audio(
     job_context: procrastinate.JobContext, *, message_id: str, deadline: str | None = None
 ) -> str:

@@ -65,7 +65,7 @@ async def digest_row(database: Database) -> dict[str, Any] | None:
 
 async def tick_until_digest_done(database: Database, settings: Any) -> dict[str, Any]:
     async def done() -> bool:
-        await claim_due_digests(database, settings, datetime.now(UTC), queue=jobs.app)
+        await claim_due_digests(database, settings, datetime.now(UTC), queue=jobs.blueprint)
         row = await digest_row(database)
         return row is not None and row["status"] != "pendente"
 
@@ -93,7 +93,7 @@ async def test_digest_is_sent_once_to_the_owner_with_every_group_and_the_quiet_o
         )
         await add_messages(clean_database, group.id, messages)
     # The service's own worker ticks too: whichever tick claims them, the day has three.
-    await claim_due_summaries(clean_database, settings, datetime.now(UTC), queue=jobs.app)
+    await claim_due_summaries(clean_database, settings, datetime.now(UTC), queue=jobs.blueprint)
     assert (
         await count(clean_database, "SELECT count(*) FROM resumos WHERE origem = 'agendado'") == 3
     )

@@ -144,7 +144,7 @@ async def recap_done(database: Database) -> bool:
 
 
 async def claim_recaps_now(database: Database, settings: Any) -> None:
-    await claim_due_recaps(database, settings, datetime.now(UTC), queue=jobs.app)
+    await claim_due_recaps(database, settings, datetime.now(UTC), queue=jobs.blueprint)
 
 
 async def test_weekly_recap_reduces_the_weeks_dailies_and_is_sent_to_the_group_once(

@@ -31,7 +31,7 @@ from tests.fakes.evolution import FakeEvolution
 from tests.fakes.openai import FakeOpenAI
 
 PLATFORM_KEY = "sk-platform-key-0123456789abcdef"
-assert summarize_group.name == SUMMARIZE_TASK  # registered on jobs.app (defer_in_transaction)
+assert summarize_group.name == SUMMARIZE_TASK  # registered on jobs.blueprint (defer_in_transaction)
 ZONE = "America/Sao_Paulo"
 
 
@@ -105,7 +105,7 @@ async def tenant_with_groups(
 async def claim_and_queue_now(database: Database, settings: Any) -> int:
     """What the tick does (claims and their jobs in one transaction), at this very minute. The
     jobs go in through the claim's connection: the queue app needs no pool of its own."""
-    claims = await claim_due_summaries(database, settings, datetime.now(UTC), queue=jobs.app)
+    claims = await claim_due_summaries(database, settings, datetime.now(UTC), queue=jobs.blueprint)
     return len(claims)
 
 
@@ -187,7 +187,7 @@ async def test_a_summary_given_up_under_a_rate_limit_says_it_was_a_rate_limit(
         )
         await jobs.defer_in_transaction(
             session,
-            jobs.app,
+            jobs.blueprint,
             SUMMARIZE_TASK,
             [summary_job(summary_id, group.id, datetime.now(UTC) + timedelta(seconds=20))],
         )
@@ -302,7 +302,9 @@ async def test_ten_concurrent_resumo_requests_for_a_group_queue_exactly_one_summ
     try:
         results = await asyncio.gather(
             *(
-                request_on_demand(racers, jobs.app, settings, tenant_id=owner.id, group_id=group.id)
+                request_on_demand(
+                    racers, jobs.blueprint, settings, tenant_id=owner.id, group_id=group.id
+                )
                 for _ in range(10)
             )
         )
