@@ -4,8 +4,9 @@ Before the job it binds the tenant context of the job's arguments to the log con
 (``usuario_id``, ``instancia``, ``grupo_id``, as the webhook path does), so every line the job
 writes — and procrastinate's own "ended with status" line — says whose work it was. It measures
 the job's queue latency (ready → started), its duration and its outcome, and counts a summary
-the job moved out of ``pendente`` (``intellizap_summaries_total``). Installed with
-``run_worker_async(worker_middleware=[observe_job])``.
+the job moved out of ``pendente`` (``intellizap_summaries_total``). Installed
+by the composition root (:func:`intellizap.task_modules.run_worker`), so that the queue module
+(shared infrastructure) never reads the features' tables these lookups read.
 
 The lookups read the tables the arguments point at (``resumos``, ``mensagens``, ``usuarios``)
 through procrastinate's own connection, one indexed query before the job (and one after, for
