@@ -58,6 +58,12 @@ async def insert_jobs(
 
 
 _ANALYZE_QUEUE = text("ANALYZE procrastinate_jobs")
+_DISCARD_PLANS = text("DISCARD PLANS")
+
+
+async def forget_cached_plans(session: AsyncSession) -> None:
+    """Have the session's connection plan its statements afresh (its prepared statements stay)."""
+    await session.execute(_DISCARD_PLANS)
 
 
 async def analyze_jobs_table(session: AsyncSession) -> None:

@@ -232,6 +232,13 @@ async def defer_in_transaction(
     definition = tasks.tasks.get(task)  # a connected queue, or the definitions alone (tests)
     if definition is None:
         raise procrastinate.exceptions.TaskNotFound(f"no task named {task} is defined")
+    if len(specs) >= BULK_DEFER:
+        # Each job gets an event row, whose foreign-key check looks the job up. This connection
+        # cached that check's plan while the queue was small (every ordinary tick defers a few
+        # jobs): a scan of the job table, which a burst then runs once per job it inserts —
+        # 10,000 jobs took 5.7 s instead of 0.7 s. Forgotten plans are made again, for the
+        # table as it is now.
+        await job_repository.forget_cached_plans(session)
     try:
         return await job_repository.insert_jobs(
             session,
