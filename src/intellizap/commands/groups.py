@@ -26,8 +26,8 @@ from intellizap.evolution.errors import (
     InstanceNotFound,
     NotAuthorized,
 )
-from intellizap.summaries.destinations import KINDS
-from intellizap.summaries.prompt import MAX_INSTRUCTIONS_CHARS
+from intellizap.summaries.destinations import UnknownDestination, checked_destination
+from intellizap.summaries.prompt import InstructionsTooLong, checked_instructions
 from intellizap.tenants import plan
 from intellizap.tenants.repository import (
     GroupLimitReached,
@@ -202,22 +202,18 @@ def disable(
 
 def _destination(value: str) -> str:
     """Where a group's summary goes: ``grupo``, ``dono`` (the owner's chat) or ``ambos``."""
-    name = value.strip().lower()
-    if name not in KINDS:
-        raise plan.InvalidPlanValue(
-            f"{value!r} is not a destination: use {', '.join(KINDS[:-1])} or {KINDS[-1]}"
-        )
-    return name
+    try:
+        return checked_destination(value)
+    except UnknownDestination as exc:
+        raise plan.InvalidPlanValue(str(exc)) from None
 
 
 def _instructions(value: str) -> str:
     """The customer's instructions for a group's summary, at most ``MAX_INSTRUCTIONS_CHARS``."""
-    text = value.strip()
-    if len(text) > MAX_INSTRUCTIONS_CHARS:
-        raise plan.InvalidPlanValue(
-            f"the instructions have {len(text)} characters: at most {MAX_INSTRUCTIONS_CHARS}"
-        )
-    return text
+    try:
+        return checked_instructions(value)
+    except InstructionsTooLong as exc:
+        raise plan.InvalidPlanValue(str(exc)) from None
 
 
 @groups_cli.command("resumo")

@@ -32,6 +32,21 @@ OWNER = "dono"
 BOTH = "ambos"
 KINDS = (GROUP, OWNER, BOTH)
 
+
+class UnknownDestination(ValueError):
+    """A destination to store that is none of :data:`KINDS`."""
+
+
+def checked_destination(value: str) -> str:
+    """``value`` as ``grupos.resumo_destino`` holds it; raises :class:`UnknownDestination`."""
+    name = value.strip().lower()
+    if name not in KINDS:
+        raise UnknownDestination(
+            f"{value!r} is not a destination: use {', '.join(KINDS[:-1])} or {KINDS[-1]}"
+        )
+    return name
+
+
 #: What the tenant reads in ``erro`` when a summary for the owner has nowhere to go.
 NO_OWNER_NUMBER = (
     "o resumo vai para o chat particular do dono, mas a conta não tem numero_dono: "

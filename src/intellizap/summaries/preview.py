@@ -17,9 +17,9 @@ from intellizap.db.engine import Database
 from intellizap.llm import Completion, KeyOwner, Llm, choose_key
 from intellizap.settings import Settings
 from intellizap.summaries import repository
-from intellizap.summaries.destinations import KINDS
+from intellizap.summaries.destinations import checked_destination
 from intellizap.summaries.language import normalize_language
-from intellizap.summaries.prompt import MAX_INSTRUCTIONS_CHARS
+from intellizap.summaries.prompt import checked_instructions
 from intellizap.summaries.service import Draft, draft, generate
 from intellizap.tenants import quota
 from intellizap.tenants.clock import tenant_zone
@@ -55,14 +55,24 @@ class Trial:
             language = normalize_language(self.language) if self.language is not None else None
         except ValueError as exc:
             raise InvalidPreviewSettings(f"idioma: {exc}") from None
-        if self.instructions is not None and len(self.instructions) > MAX_INSTRUCTIONS_CHARS:
-            raise InvalidPreviewSettings(
-                f"instrucoes_resumo: at most {MAX_INSTRUCTIONS_CHARS} characters "
-                f"({len(self.instructions)} given)"
+        try:
+            instructions = (
+                checked_instructions(self.instructions) if self.instructions is not None else None
             )
-        if self.destination is not None and self.destination not in KINDS:
-            raise InvalidPreviewSettings(f"resumo_destino: one of {', '.join(KINDS)}")
-        return replace(self, language=language or self.language)
+        except ValueError as exc:
+            raise InvalidPreviewSettings(f"instrucoes_resumo: {exc}") from None
+        try:
+            destination = (
+                checked_destination(self.destination) if self.destination is not None else None
+            )
+        except ValueError as exc:
+            raise InvalidPreviewSettings(f"resumo_destino: {exc}") from None
+        return replace(
+            self,
+            language=language or self.language,
+            instructions=instructions,
+            destination=destination,
+        )
 
 
 async def group_row(

@@ -47,6 +47,21 @@ PREFS_END = "<<<FIM_DAS_PREFERENCIAS>>>"
 #: The customer's own instructions are capped: they shape the summary, they are not a prompt.
 MAX_INSTRUCTIONS_CHARS = 500
 
+
+class InstructionsTooLong(ValueError):
+    """Instructions to store that are over :data:`MAX_INSTRUCTIONS_CHARS`."""
+
+
+def checked_instructions(value: str) -> str:
+    """``value`` as ``grupos.instrucoes_resumo`` holds it; raises :class:`InstructionsTooLong`."""
+    text = value.strip()
+    if len(text) > MAX_INSTRUCTIONS_CHARS:
+        raise InstructionsTooLong(
+            f"the instructions have {len(text)} characters: at most {MAX_INSTRUCTIONS_CHARS}"
+        )
+    return text
+
+
 AUDIENCE_GROUP = "group"
 AUDIENCE_OWNER = "owner"
 
