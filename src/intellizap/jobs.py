@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import copy
 import importlib
+import select
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +23,8 @@ from typing import Any
 
 import orjson
 import procrastinate
+import psycopg
+import psycopg_pool
 import sqlalchemy.exc
 from procrastinate.middleware import WorkerMiddleware
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -57,6 +60,11 @@ def connect(url: str, *, pool_size: int = 4, task_modules: Iterable[str] = ()) -
     :data:`blueprint`, which has no database. The pool (``JOB_QUEUE_POOL_SIZE``) carries the queue's own short
     statements: fetching a job, recording its end, heartbeats, and defers made outside a
     transaction; the LISTEN connection is separate.
+
+    Each of those is one statement (a procrastinate function, or a lookup of ours), so the
+    connections are in autocommit: without it psycopg wraps every statement in BEGIN and COMMIT,
+    two more round trips each. And a connection taken from the pool is checked without a round
+    trip (:func:`_check_pooled`), not with procrastinate's ``SELECT ''`` before every statement.
     """
     modules = list(task_modules)
     for module in modules:
@@ -65,12 +73,40 @@ def connect(url: str, *, pool_size: int = 4, task_modules: Iterable[str] = ()) -
         conninfo=libpq_url(url),
         # Named, so the queue's connections can be told apart in pg_stat_activity.
         kwargs={"options": "-c timezone=UTC", "application_name": QUEUE_APPLICATION_NAME},
+        # Not ``autocommit`` in ``kwargs``: procrastinate's LISTEN connection passes its own.
+        configure=_autocommit,
         min_size=1,
         max_size=pool_size,
+        pool_factory=_queue_pool,
     )
     queue = procrastinate.App(connector=connector, import_paths=modules)
     _bind_tasks(queue)
     return queue
+
+
+async def _autocommit(conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.set_autocommit(True)
+
+
+def _queue_pool(**options: Any) -> psycopg_pool.AsyncConnectionPool:
+    """procrastinate's pool, with :func:`_check_pooled` instead of its check."""
+    return psycopg_pool.AsyncConnectionPool(**{**options, "check": _check_pooled})
+
+
+async def _check_pooled(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Whether a connection taken from the queue's pool still works, without a round trip when
+    nothing says otherwise. A connection the server ended while it sat in the pool (a restart,
+    a failover, an idle timeout, ``pg_terminate_backend``) has something to read — the server's
+    last message, or the end of the stream — and only then is it checked the way psycopg does
+    (an empty query); the pool replaces it if that fails. Raises when it is unusable."""
+    if conn.closed or conn.broken:
+        raise psycopg.OperationalError("the connection is closed")
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(conn.fileno(), select.POLLIN)
+        if not poller.poll(0):
+            return
+    await psycopg_pool.AsyncConnectionPool.check_connection(conn)
 
 
 def _bind_tasks(queue: procrastinate.App) -> None:
