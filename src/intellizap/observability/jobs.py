@@ -3,14 +3,15 @@
 Before the job it binds the tenant context of the job's arguments to the log context
 (``usuario_id``, ``instancia``, ``grupo_id``, as the webhook path does), so every line the job
 writes — and procrastinate's own "ended with status" line — says whose work it was. It measures
-the job's queue latency (ready → started), its duration and its outcome, and counts a summary
-the job moved out of ``pendente`` (``intellizap_summaries_total``). Installed
-by the composition root (:func:`intellizap.task_modules.run_worker`), so that the queue module
-(shared infrastructure) never reads the features' tables these lookups read.
+the job's queue latency (ready → started), its duration and its outcome. (Summaries reaching a
+final status, ``intellizap_summaries_total``, are counted where the status changes:
+``summaries/delivery.py``.) Installed by the composition root
+(:func:`intellizap.task_modules.run_worker`), so that the queue module (shared infrastructure)
+never reads the features' tables this lookup reads.
 
-The lookups read the tables the arguments point at (``resumos``, ``mensagens``, ``usuarios``)
-through procrastinate's own connection, one indexed query before the job (and one after, for
-summaries); a failed lookup never fails the job.
+The lookup reads the tables the arguments point at (``resumos``, ``mensagens``, ``usuarios``)
+through procrastinate's own connection, one indexed query before the job; a failed lookup never
+fails the job.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from procrastinate.worker import Worker
 from prometheus_client import Counter, Histogram
 
 from intellizap.observability import repository
-from intellizap.observability.summaries import SUMMARIES
 from intellizap.retries import Backoff
 
 _log = structlog.stdlib.get_logger(__name__)
@@ -53,8 +53,6 @@ QUEUE_LATENCY = Histogram(
     ["queue"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600),
 )
-
-_FINAL = frozenset({"enviado", "erro"})
 
 
 def _uuid(value: Any) -> uuid.UUID | None:
@@ -139,7 +137,3 @@ async def observe_job(
     finally:
         JOB_SECONDS.labels(job.task_name).observe(time.perf_counter() - started)
         JOBS.labels(job.task_name, outcome).inc()
-        if outcome != "interrupted" and row is not None and row.get("summary_status") == "pendente":
-            after = await _query(repository.summary_outcome(app, params["summary_id"]))
-            if after is not None and after.get("status") in _FINAL:
-                SUMMARIES.labels(after["status"], after.get("origin") or "agendado").inc()

@@ -20,8 +20,7 @@ _JOB_CONTEXT: LiteralString = """
          WHERE job_id = %(job_id)s AND type IN ('deferred', 'deferred_for_retry', 'retried'))
             AS queued_at,
         CAST(u.id AS text) AS usuario_id, u.instancia,
-        CAST(COALESCE(r.grupo_id, m.grupo_id, tg.id) AS text) AS grupo_id,
-        CAST(r.status AS text) AS summary_status
+        CAST(COALESCE(r.grupo_id, m.grupo_id, tg.id) AS text) AS grupo_id
     FROM (SELECT 1) AS one
     LEFT JOIN resumos r ON r.id = %(summary_id)s
     LEFT JOIN mensagens m ON m.id = %(message_id)s
@@ -32,24 +31,12 @@ _JOB_CONTEXT: LiteralString = """
         ON tg.usuario_id = t.id AND tg.grupo_id_externo = COALESCE(%(number)s, e.destino_jid)
     LEFT JOIN usuarios u ON u.id = COALESCE(r.usuario_id, g.usuario_id, t.id)
 """
-_SUMMARY_OUTCOME: LiteralString = """
-    SELECT CAST(status AS text) AS status, origem AS origin FROM resumos
-    WHERE id = %(summary_id)s
-"""
 
 
 async def job_context(app: procrastinate.App, params: dict[str, Any]) -> dict[str, Any]:
-    """When the job became ready and whose it is (``usuario_id``, ``instancia``, ``grupo_id``),
-    and the status of the summary it works on; ``params`` holds the ids its arguments carry."""
+    """When the job became ready and whose it is (``usuario_id``, ``instancia``, ``grupo_id``);
+    ``params`` holds the ids its arguments carry."""
     row: dict[str, Any] = await app.connector.execute_query_one_async(_JOB_CONTEXT, **params)
-    return row
-
-
-async def summary_outcome(app: procrastinate.App, summary_id: Any) -> dict[str, Any]:
-    """The summary's ``status`` and ``origin`` (``origem``) after its job ran."""
-    row: dict[str, Any] = await app.connector.execute_query_one_async(
-        _SUMMARY_OUTCOME, summary_id=summary_id
-    )
     return row
 
 

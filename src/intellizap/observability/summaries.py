@@ -1,8 +1,8 @@
 """Metrics of summaries and of the scheduler that claims them.
 
-``intellizap_summaries_total`` is counted by the job wrapper (:mod:`.jobs`) when a job moves a
-summary out of ``pendente``; the summaries still waiting are read from the database at scrape
-time (:mod:`.database`). The scheduler tick is timed with::
+``intellizap_summaries_total`` is counted where a summary leaves ``pendente``
+(``summaries/delivery.py``, from the statement that changes it); the summaries still waiting are
+read from the database at scrape time (:mod:`.database`). The scheduler tick is timed with::
 
     with observe_tick() as tick:
         claims = await claim_due_summaries(...)

@@ -11,6 +11,7 @@ import procrastinate
 from intellizap import jobs
 from intellizap.db.engine import Database
 from intellizap.evolution.send_ledger import Completion
+from intellizap.observability.summaries import SUMMARIES
 from intellizap.summaries import repository
 
 SUMMARY_DELIVERED_TASK = "summary_delivered"
@@ -26,8 +27,22 @@ async def record_delivery(
 ) -> bool:
     """Mark the summary sent, or failed with ``reason``; returns whether it changed."""
     if sent:
-        return await repository.mark_sent(database, summary_id)
-    return await repository.mark_failed(database, summary_id, reason or "envio falhou")
+        return _counted("enviado", await repository.mark_sent(database, summary_id))
+    return await record_failure(database, summary_id, reason or "envio falhou")
+
+
+async def record_failure(database: Database, summary_id: uuid.UUID, reason: str) -> bool:
+    """The summary ends ``erro`` with ``reason`` (what the tenant reads), if still pending;
+    returns whether it changed."""
+    return _counted("erro", await repository.mark_failed(database, summary_id, reason))
+
+
+def _counted(status: str, origin: str | None) -> bool:
+    """Count a summary that just reached ``status`` (``origin`` is None: it had not changed)."""
+    if origin is None:
+        return False
+    SUMMARIES.labels(status, origin).inc()
+    return True
 
 
 @jobs.blueprint.task(

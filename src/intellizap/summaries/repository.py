@@ -162,11 +162,13 @@ _STORE = text(
 # Only a summary still pending changes: a repeated failure or delivery is a no-op.
 _FAIL = text(
     "UPDATE resumos SET status = 'erro', erro = :reason WHERE id = :id AND status = 'pendente'"
+    " RETURNING COALESCE(origem, 'agendado')"
 )
 _SENT = text(
     """
     UPDATE resumos SET status = 'enviado', data_envio = now(), erro = NULL
     WHERE id = :id AND status = 'pendente'
+    RETURNING COALESCE(origem, 'agendado')
     """
 )
 _LOCK_GROUP = text("SELECT pg_advisory_xact_lock(hashtextextended(CAST(:group_id AS text), 7))")
@@ -335,20 +337,20 @@ async def store_generated(
     )
 
 
-async def mark_failed(database: Database, summary_id: uuid.UUID, reason: str) -> bool:
-    """``erro`` with ``reason``, if still pending; returns whether it changed."""
+async def mark_failed(database: Database, summary_id: uuid.UUID, reason: str) -> str | None:
+    """``erro`` with ``reason``, if still pending; returns its origin if it changed, else None."""
     async with database.session() as session:
-        result = await session.execute(
-            _FAIL, {"id": summary_id, "reason": reason[:MAX_REASON_CHARS]}
-        )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+        origin: str | None = (
+            await session.execute(_FAIL, {"id": summary_id, "reason": reason[:MAX_REASON_CHARS]})
+        ).scalar_one_or_none()
+    return origin
 
 
-async def mark_sent(database: Database, summary_id: uuid.UUID) -> bool:
-    """``enviado`` now, if still pending; returns whether it changed."""
+async def mark_sent(database: Database, summary_id: uuid.UUID) -> str | None:
+    """``enviado`` now, if still pending; returns its origin if it changed, else None."""
     async with database.session() as session:
-        result = await session.execute(_SENT, {"id": summary_id})
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+        origin: str | None = (await session.execute(_SENT, {"id": summary_id})).scalar_one_or_none()
+    return origin
 
 
 # -- on demand ----------------------------------------------------------------------------------

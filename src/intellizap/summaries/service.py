@@ -28,7 +28,7 @@ from intellizap.logging import get_logger
 from intellizap.settings import Settings
 from intellizap.summaries import repository
 from intellizap.summaries.chunking import chunk_lines
-from intellizap.summaries.delivery import on_delivery
+from intellizap.summaries.delivery import on_delivery, record_failure
 from intellizap.summaries.destinations import Letter, NoOwnerNumber, deliver
 from intellizap.summaries.options import Options, Speaker, summary_options
 from intellizap.summaries.prompt import (
@@ -325,4 +325,4 @@ async def _deliver(
 
 async def fail(database: Database, summary_id: uuid.UUID, reason: str) -> None:
     """The summary ends ``erro`` with ``reason`` (what the tenant reads), if still pending."""
-    await repository.mark_failed(database, summary_id, reason)
+    await record_failure(database, summary_id, reason)
