@@ -72,6 +72,13 @@ class GroupMetadata:
     subject: str | None
 
 
+#: How long an idle connection is reused. Below the server's own idle timeout (Node's and
+#: uvicorn's default is 5 s, and httpx's too): at equal timeouts a request can go out on a
+#: connection the server is closing, fail with a read error, and leave a send's outcome unknown
+#: (the ledger then waits before it may post again). Seen in bench/burst.py.
+KEEPALIVE_SECONDS = 2.0
+
+
 class EvolutionClient:
     def __init__(
         self,
@@ -91,7 +98,11 @@ class EvolutionClient:
         self._http = httpx.AsyncClient(
             base_url=base_url,
             timeout=httpx.Timeout(timeout, connect=10.0),
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+            limits=httpx.Limits(
+                max_connections=50,
+                max_keepalive_connections=20,
+                keepalive_expiry=KEEPALIVE_SECONDS,
+            ),
             transport=transport,
         )
 
