@@ -3,9 +3,9 @@
 Features define their tasks on :data:`blueprint`, which only holds the definitions (deferring
 through it raises ``UnboundTaskError``); the application's composition root
 (:mod:`intellizap.task_modules`) names the modules that define them, gets a connected queue from
-:func:`connect` and hands the worker its middleware. Jobs are durable and run at least once: a worker killed
-mid-job stops sending heartbeats, and the periodic :func:`recover_stalled_jobs` hands its jobs to
-another worker. Tasks say which failures are worth retrying (:mod:`intellizap.retries`): an
+:func:`connect` and hands the worker its middleware. Jobs are durable and run at least once: a
+worker killed mid-job stops sending heartbeats, and the periodic :func:`recover_stalled_jobs`
+hands its jobs to another worker. Tasks say which failures are worth retrying (:mod:`intellizap.retries`): an
 exception whose ``transient`` attribute is False fails the job at once.
 """
 
@@ -56,10 +56,10 @@ def connect(url: str, *, pool_size: int = 4, task_modules: Iterable[str] = ()) -
     The composition root passes the feature modules that define tasks, so this module never
     names a feature. Each call builds its own app: nothing global is reconnected. Its tasks are
     copies bound to it, not ``App.with_connector``'s shared ones: a task defers through the app
-    it belongs to (the periodic deferrer too), so shared tasks would defer through
-    :data:`blueprint`, which has no database. The pool (``JOB_QUEUE_POOL_SIZE``) carries the queue's own short
-    statements: fetching a job, recording its end, heartbeats, and defers made outside a
-    transaction; the LISTEN connection is separate.
+    it belongs to (the periodic deferrer too), and :data:`blueprint` is bound to no database.
+    The pool (``JOB_QUEUE_POOL_SIZE``) carries the queue's own short statements: fetching a job,
+    recording its end, heartbeats, and defers made outside a transaction; the LISTEN connection
+    is separate.
 
     Each of those is one statement (a procrastinate function, or a lookup of ours), so the
     connections are in autocommit: without it psycopg wraps every statement in BEGIN and COMMIT,
