@@ -19,6 +19,9 @@ from intellizap.db.embedded import start_database
 from intellizap.db.engine import Database, DatabaseUnavailable
 from intellizap.logging import configure_logging
 from intellizap.settings import ConfigurationError, Settings, check_for_production, get_settings
+from intellizap.summaries.destinations import UnknownDestination
+from intellizap.summaries.language import UnknownLanguage
+from intellizap.summaries.prompt import InstructionsTooLong
 from intellizap.tenants.plan import InvalidPlanValue
 from intellizap.tenants.repository import TenantAccount, TenantNotFound, tenant_by_instance
 
@@ -118,9 +121,13 @@ async def tenant_or_exit(database: Database, instance: str) -> TenantAccount:
         )
 
 
+#: What the checkers raise for a value the operator typed; the message says what to type.
+INVALID_VALUE = (InvalidPlanValue, UnknownDestination, UnknownLanguage, InstructionsTooLong)
+
+
 def checked(parse: Callable[..., T], *args: object) -> T:
     """``parse(*args)``, exiting 1 with its message when the operator's value is invalid."""
     try:
         return parse(*args)
-    except InvalidPlanValue as exc:
+    except INVALID_VALUE as exc:
         fail(str(exc))

@@ -18,7 +18,6 @@ from intellizap.commands.common import (
     tenant_or_exit,
     with_database,
 )
-from intellizap.commands.tenants import language_value
 from intellizap.db.engine import Database
 from intellizap.evolution.errors import (
     EvolutionError,
@@ -26,8 +25,9 @@ from intellizap.evolution.errors import (
     InstanceNotFound,
     NotAuthorized,
 )
-from intellizap.summaries.destinations import UnknownDestination, checked_destination
-from intellizap.summaries.prompt import InstructionsTooLong, checked_instructions
+from intellizap.summaries.destinations import checked_destination
+from intellizap.summaries.language import normalize_language
+from intellizap.summaries.prompt import checked_instructions
 from intellizap.tenants import plan
 from intellizap.tenants.repository import (
     GroupLimitReached,
@@ -200,22 +200,6 @@ def disable(
     _change(instance, group_jid, active=False, summary=resumo, transcription=transcricao)
 
 
-def _destination(value: str) -> str:
-    """Where a group's summary goes: ``grupo``, ``dono`` (the owner's chat) or ``ambos``."""
-    try:
-        return checked_destination(value)
-    except UnknownDestination as exc:
-        raise plan.InvalidPlanValue(str(exc)) from None
-
-
-def _instructions(value: str) -> str:
-    """The customer's instructions for a group's summary, at most ``MAX_INSTRUCTIONS_CHARS``."""
-    try:
-        return checked_instructions(value)
-    except InstructionsTooLong as exc:
-        raise plan.InvalidPlanValue(str(exc)) from None
-
-
 @groups_cli.command("resumo")
 def summary_options(
     instance: InstanceArgument,
@@ -246,11 +230,11 @@ def summary_options(
     settings = load_settings()
     values: dict[str, object] = {}
     if destino is not None:
-        values["summary_destination"] = checked(_destination, destino)
+        values["summary_destination"] = checked(checked_destination, destino)
     if idioma is not None:
-        values["language"] = checked(language_value, idioma)
+        values["language"] = checked(normalize_language, idioma)
     if instrucoes is not None:
-        values["summary_instructions"] = checked(_instructions, instrucoes) or None
+        values["summary_instructions"] = checked(checked_instructions, instrucoes) or None
     if semanal is not None:
         off = semanal.strip().lower() in ("nao", "não", "off", "")
         values["weekly_recap_day"] = None if off else checked(plan.weekday, semanal)

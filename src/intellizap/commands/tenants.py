@@ -21,7 +21,7 @@ from intellizap.commands.common import (
 )
 from intellizap.db.engine import Database
 from intellizap.summaries.history import recent_summaries
-from intellizap.summaries.language import UnknownLanguage, normalize_language
+from intellizap.summaries.language import normalize_language
 from intellizap.tenants import plan
 from intellizap.tenants.quota import account_usage
 from intellizap.tenants.repository import (
@@ -103,14 +103,6 @@ OwnerNumberOption = Annotated[
 ]
 
 
-def language_value(value: str) -> str | None:
-    """A summary language code as the columns hold it (None: detect it from the chat)."""
-    try:
-        return normalize_language(value)
-    except UnknownLanguage as exc:
-        raise plan.InvalidPlanValue(str(exc)) from None
-
-
 def _plan_values(
     *,
     hora: str | None,
@@ -145,7 +137,7 @@ def _plan_values(
     if resumo_membros is not None:
         values["members_can_summarize"] = resumo_membros
     if idioma is not None:
-        values["language"] = checked(language_value, idioma)
+        values["language"] = checked(normalize_language, idioma)
     if mencoes is not None:
         values["mentions_enabled"] = mencoes
     if resumo_dono is not None:
