@@ -239,6 +239,23 @@ async def defer(
     return job_id
 
 
+async def run_here(job_context: procrastinate.JobContext, task: str, args: dict[str, Any]) -> None:
+    """Run ``task``'s function now, inside the running job, instead of queueing a job for it.
+
+    For a follow-up that is cheap and would otherwise cost a job of its own (a fetch, a
+    finish, a slot): it runs with the running job's context (``job_context``) and raises
+    whatever it raises. It is durable as long as the running job does not end before it
+    returns: a worker killed in between runs the whole job again, follow-up included (so the
+    follow-up must tolerate running twice, as any job must). An async task only.
+    """
+    definition = job_context.app.tasks.get(task)
+    if definition is None:
+        raise procrastinate.exceptions.TaskNotFound(f"no task named {task} is defined")
+    await (
+        definition.func(job_context, **args) if definition.pass_context else definition.func(**args)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class JobSpec:
     """One job to queue with :func:`defer_in_transaction`."""

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import procrastinate
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 from intellizap.app import Roles
@@ -234,6 +235,81 @@ async def test_a_summary_queued_again_after_it_was_sent_sends_nothing(
 
     assert len(evolution.sent) == 1
     assert await summary_status(clean_database, summary_id) == ("enviado", None)
+
+
+@pytest.fixture
+async def refused_once(clean_database: Database) -> AsyncIterator[None]:
+    """The first UPDATE of a summary to ``enviado`` fails, as a lost connection or a deadlock
+    would (the sequence counts the attempts: it is not rolled back with them)."""
+    async with clean_database.session() as session:
+        await session.execute(text("CREATE SEQUENCE delivery_attempts"))
+        await session.execute(
+            text(
+                """
+                CREATE FUNCTION refuse_first_delivery() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF NEW.status = 'enviado' AND nextval('delivery_attempts') = 1 THEN
+                        RAISE EXCEPTION 'delivery refused once by the test';
+                    END IF;
+                    RETURN NEW;
+                END $$
+                """
+            )
+        )
+        await session.execute(
+            text(
+                "CREATE TRIGGER refuse_first_delivery BEFORE UPDATE ON resumos FOR EACH ROW"
+                " EXECUTE FUNCTION refuse_first_delivery()"
+            )
+        )
+    try:
+        yield
+    finally:
+        async with clean_database.session() as session:
+            await session.execute(text("DROP TRIGGER refuse_first_delivery ON resumos"))
+            await session.execute(text("DROP FUNCTION refuse_first_delivery()"))
+            await session.execute(text("DROP SEQUENCE delivery_attempts"))
+
+
+async def test_a_completion_that_fails_in_the_send_job_is_queued_and_retried_on_its_own(
+    refused_once: None,
+    worker: httpx.AsyncClient,
+    clean_database: Database,
+    database_url: str,
+    evolution: FakeEvolution,
+) -> None:
+    """Marking the summary sent, in its send job, fails: the message is not sent again, and
+    the completion, queued as a job of its own, marks the summary on its retry."""
+    summary_id = await summary_ready_to_send(clean_database)
+    before = (await worker.get("/metrics")).text  # this process' registry: the worker's
+    await queue_summaries(database_url, summary_id)
+    await wait_until(lambda: delivered(clean_database, summary_id), within=30)
+    await settle()
+    after = (await worker.get("/metrics")).text
+
+    def runs(task: str, outcome: str) -> float:
+        return metric(after, task, outcome) - metric(before, task, outcome)
+
+    assert len(evolution.sent) == 1
+    assert await summary_status(clean_database, summary_id) == ("enviado", None)
+    assert await count(clean_database, "SELECT last_value FROM delivery_attempts") == 2
+    assert runs("send_text", "succeeded") == 1  # it ran once: posted, then queued the rest
+    assert runs("send_text", "retry") == 0
+    assert runs("summary_delivered", "succeeded") == 1
+    [row] = await ledger(clean_database)
+    assert row["status"] == "enviado"
+
+
+def metric(body: str, task: str, outcome: str) -> float:
+    """``intellizap_jobs_total`` of ``task`` and ``outcome`` in a /metrics body (0 if absent)."""
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            if sample.name == "intellizap_jobs_total" and sample.labels == {
+                "task": task,
+                "outcome": outcome,
+            }:
+                return sample.value
+    return 0.0
 
 
 # --- order, failure of a part ------------------------------------------------------------------------

@@ -45,7 +45,7 @@ FINAL = frozenset({Status.SENT, Status.FAILED, Status.CANCELLED})
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """A task to defer once a whole message (every part) is sent or has failed for good: it
+    """A task to run once a whole message (every part) is sent or has failed for good: it
     gets ``args`` plus ``sent`` (bool) and ``reason`` (why not, in pt-BR, or None)."""
 
     task: str

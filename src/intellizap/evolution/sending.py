@@ -20,7 +20,8 @@ paragraph boundaries, and defers one ``send_text`` job per part. The job:
    remaining window).
 4. **Completion.** When the last part is sent, or a part fails for good (the later parts are
    then cancelled), the task the caller named (a feature's, e.g. marking a summary ``enviado``)
-   is deferred. Sends outrank every other job (:data:`PRIORITY`).
+   is run, inside the send job (queued as a job of its own only if that fails): a summary costs
+   no extra job to be marked sent. Sends outrank every other job (:data:`PRIORITY`).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ async def queue_text(
 ) -> int:
     """Send ``text`` to ``number`` (the quote goes on the first part); returns the number of
     parts. ``key`` names the message: queueing the same key again (a re-run after a crash) sends
-    nothing twice. ``on_done`` is deferred once every part is sent or one failed for good.
+    nothing twice. ``on_done`` is run once every part is sent or one failed for good.
     ``mentions``: numbers written as ``@<number>`` in ``text``; each part mentions those it
     carries (WhatsApp notifies them; groups only)."""
     parts = split_text(text, max_chars)
@@ -164,14 +165,12 @@ async def send_text(
             f"send job {job_context.job.id} was queued by an older version (arguments "
             f"{sorted(legacy)}); let the sending queue drain before upgrading"
         )
-    context = jobs.context_of(job_context)
-    return await deliver(context, job_context.app, job_context.job, send_id)
+    return await deliver(job_context, send_id)
 
 
-async def deliver(
-    context: jobs.WorkerContext, queue: procrastinate.App, job: Job, send_id: int
-) -> str:
+async def deliver(job_context: procrastinate.JobContext, send_id: int) -> str:
     """One run of a send job; returns the ledger status it leaves (or ``gone``)."""
+    context = jobs.context_of(job_context)
     database = context.database
     pacing = context.settings.send_min_interval_seconds
     started = time.monotonic()
@@ -179,9 +178,9 @@ async def deliver(
     if send is None:
         return "gone"  # its tenant was deleted, or the row outlived the ledger's retention
     if send.began_at is not None:
-        return await _post(context, queue, job, send, started)
+        return await _post(job_context, send, started)
     if send.status in FINAL:
-        await _complete(queue, send)  # a run that stopped before deferring the completion
+        await _complete(job_context, send)  # a run that stopped before its completion
         return send.status.value
     if send.earlier_part_failed:
         await repository.cancel(database, send, "uma parte anterior da mensagem não foi enviada")
@@ -194,7 +193,7 @@ async def deliver(
     found = await _went_out(context, send)
     if found is not None:
         SENDS.labels(outcome=send_outcome(None)).inc()
-        await _complete(queue, found)
+        await _complete(job_context, found)
         return Status.SENT.value
     assert send.posted_at is not None
     settled_at = send.posted_at + timedelta(seconds=context.settings.send_outcome_wait_seconds)
@@ -210,14 +209,13 @@ async def deliver(
     started = time.monotonic()
     if await repository.begin_attempt(database, send) is None:
         raise Later(datetime.now(UTC), "another run of this send changed it")
-    return await _post(context, queue, job, send, started)
+    return await _post(job_context, send, started)
 
 
-async def _post(
-    context: jobs.WorkerContext, queue: procrastinate.App, job: Job, send: Send, started: float
-) -> str:
+async def _post(job_context: procrastinate.JobContext, send: Send, started: float) -> str:
     """Make the POST of an attempt just begun (committed in the ledger) and record its outcome.
     ``started``: when the call that began it was made (monotonic clock)."""
+    context = jobs.context_of(job_context)
     database = context.database
     wait = context.settings.send_outcome_wait_seconds
     if time.monotonic() - started > wait / 2:
@@ -229,7 +227,7 @@ async def _post(
             database, send, "envio falhou: a conta não tem instância da Evolution", final=True
         )
         SENDS.labels(outcome="instance_not_found").inc()
-        await _complete(queue, failed)
+        await _complete(job_context, failed)
         return Status.FAILED.value
     assert send.text is not None
     try:
@@ -255,7 +253,7 @@ async def _post(
             "send outcome unknown",
         ) from exc
     except EvolutionError as exc:
-        return await _not_sent(database, queue, job, send, exc)
+        return await _not_sent(job_context, send, exc)
     sent = await repository.record_sent(database, send, message_id)
     SENDS.labels(outcome=send_outcome(None)).inc()
     log.info(
@@ -267,17 +265,18 @@ async def _post(
         partes=send.parts,
         chars=len(send.text),
     )
-    await _complete(queue, sent)
+    await _complete(job_context, sent)
     return Status.SENT.value
 
 
 async def _not_sent(
-    database: Database, queue: procrastinate.App, job: Job, send: Send, error: EvolutionError
+    job_context: procrastinate.JobContext, send: Send, error: EvolutionError
 ) -> str:
     """The POST certainly did not go out: back off and try again, or give up for good."""
+    database = jobs.context_of(job_context).database
     attempts = send.attempts + 1
     decision = SEND_BACKOFF.get_retry_decision(
-        exception=error, job=job.evolve(attempts=attempts - 1)
+        exception=error, job=job_context.job.evolve(attempts=attempts - 1)
     )
     if decision is not None and decision.retry_at is not None:
         await repository.record_not_sent(database, send, str(error), final=False)
@@ -291,7 +290,7 @@ async def _not_sent(
         tentativas=attempts,
         reason=str(error),
     )
-    await _complete(queue, failed)
+    await _complete(job_context, failed)
     return Status.FAILED.value
 
 
@@ -346,9 +345,11 @@ async def _went_out(context: jobs.WorkerContext, send: Send) -> Send | None:
     return await repository.record_sent(context.database, send, match.message_id)
 
 
-async def _complete(queue: procrastinate.App, send: Send) -> None:
-    """Defer the caller's completion when this send ends its message (idempotent: a re-run
-    defers it again, and the completion task must tolerate that)."""
+async def _complete(job_context: procrastinate.JobContext, send: Send) -> None:
+    """Run the caller's completion when this send ends its message, in this job: it costs no
+    job of its own. Should it fail, it is queued as a job instead, retried on its own. A re-run
+    of this job (killed before it ended) runs it again, so the completion task must tolerate
+    running twice."""
     if send.on_done is None:
         return
     if send.status is Status.FAILED:
@@ -357,13 +358,23 @@ async def _complete(queue: procrastinate.App, send: Send) -> None:
         outcome = {"sent": True, "reason": None}
     else:
         return
-    await jobs.defer(
-        queue,
-        send.on_done.task,
-        queueing_lock=f"send-done:{send.batch}",
-        priority=PRIORITY,
-        args={**send.on_done.args, **outcome},
-    )
+    args = {**send.on_done.args, **outcome}
+    try:
+        await jobs.run_here(job_context, send.on_done.task, args)
+    except Exception as exc:
+        log.warning(
+            "a send's completion failed; queued to be retried on its own",
+            task=send.on_done.task,
+            usuario_id=str(send.tenant_id),
+            error=type(exc).__name__,
+        )
+        await jobs.defer(
+            job_context.app,
+            send.on_done.task,
+            queueing_lock=f"send-done:{send.batch}",
+            priority=PRIORITY,
+            args=args,
+        )
 
 
 @jobs.blueprint.periodic(cron="20 4 * * *", periodic_id="send-ledger-cleanup")

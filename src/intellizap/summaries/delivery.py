@@ -1,5 +1,5 @@
 """A summary is ``enviado`` when the send ledger confirms its last part, ``erro`` when a part
-failed for good: the send job defers :func:`summary_delivered` (named when the summary is queued
+failed for good: the send job runs :func:`summary_delivered` (named when the summary is queued
 for sending), so ``evolution/`` never touches ``resumos``."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ SUMMARY_DELIVERED_TASK = "summary_delivered"
 
 
 def on_delivery(summary_id: uuid.UUID) -> Completion:
-    """What the send of summary ``summary_id`` defers once it is sent (or failed)."""
+    """What the send of summary ``summary_id`` runs once it is sent (or failed)."""
     return Completion(task=SUMMARY_DELIVERED_TASK, args={"summary_id": str(summary_id)})
 
 

@@ -50,7 +50,7 @@ NOTHING_TO_DIGEST = (
 
 
 def on_digest_delivery(digest_id: uuid.UUID) -> SendCompletion:
-    """What the send of digest ``digest_id`` defers once it is sent (or failed)."""
+    """What the send of digest ``digest_id`` runs once it is sent (or failed)."""
     return SendCompletion(task=DIGEST_DELIVERED_TASK, args={"digest_id": str(digest_id)})
 
 
