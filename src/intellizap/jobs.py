@@ -35,6 +35,7 @@ from intellizap.evolution.client import EvolutionClient
 from intellizap.llm import Llm
 from intellizap.logging import get_logger
 from intellizap.retries import Backoff as Backoff  # re-exported: tasks use jobs.Backoff
+from intellizap.retries import Later as Later
 from intellizap.retries import Reason as Reason
 from intellizap.retries import final_failure as final_failure
 from intellizap.retries import reason_for as reason_for

@@ -24,7 +24,7 @@ from typing import Any, TextIO
 import orjson
 import structlog
 
-from intellizap.observability.job_logs import HideJobArguments
+from intellizap.observability.job_logs import HideJobArguments, ShowRescheduling
 from intellizap.redaction import REDACTED, add_secret, redact, redact_event
 
 __all__ = ["REDACTED", "add_secret", "configure_logging", "get_logger", "redact"]
@@ -132,6 +132,7 @@ def configure_logging(
     )
     handler = _Handler(stream)
     handler.setFormatter(formatter)
+    handler.addFilter(ShowRescheduling())
     handler.addFilter(HideJobArguments())
     root = logging.getLogger()
     root.handlers = [handler]  # any other handler would print unredacted lines

@@ -19,6 +19,19 @@ from intellizap.logging import get_logger
 log = get_logger(__name__)
 
 
+class Later(Exception):
+    """Not now: run this job again at ``at``. Not a failure (pacing, waiting for an outcome,
+    backing off), so a retry strategy that knows it reschedules the job at that time without
+    counting it as a failed attempt (``evolution.sending.SendRetry``), and its log line says
+    "rescheduled", without a traceback (``observability.job_logs.ShowRescheduling``)."""
+
+    rescheduling = True
+
+    def __init__(self, at: datetime, why: str) -> None:
+        super().__init__(f"{why}; again at {at.isoformat(timespec='milliseconds')}")
+        self.at = at
+
+
 def _permanent(exception: BaseException) -> bool:
     """Errors say whether retrying can help (``transient``); unknown ones are retried."""
     return getattr(exception, "transient", True) is False

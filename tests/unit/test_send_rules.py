@@ -12,9 +12,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import procrastinate
+import procrastinate.testing
 import pytest
 import structlog
 from procrastinate.jobs import Job
+from procrastinate.worker import Worker
 from pydantic import ValidationError
 
 from intellizap.evolution.errors import EvolutionUnavailable, NotOnWhatsApp
@@ -26,7 +29,8 @@ from intellizap.evolution.message_search import (
     search_body,
 )
 from intellizap.evolution.send_ledger import chat_jid_of, fingerprint
-from intellizap.evolution.sending import Later, SendRetry
+from intellizap.evolution.sending import SendRetry
+from intellizap.jobs import Later
 from intellizap.logging import configure_logging
 from intellizap.settings import ConfigurationError, Settings, check_for_production
 
@@ -130,7 +134,10 @@ def restored_logging() -> Iterator[None]:
 def test_a_rescheduled_send_is_logged_as_such_without_a_traceback() -> None:
     stream = io.StringIO()
     configure_logging(json=True, level="INFO", stream=stream)
-    worker_log = logging.getLogger("procrastinate.worker")
+    # The logger procrastinate's worker writes its job lines to (a child of procrastinate.worker,
+    # named after the worker).
+    queue = procrastinate.App(connector=procrastinate.testing.InMemoryConnector())
+    worker_log = Worker(app=queue, name="worker-1").logger
     at = datetime(2026, 1, 2, 9, 0, 3, tzinfo=UTC)
     try:
         raise Later(at, "pacing this instance's sends")
@@ -146,7 +153,8 @@ def test_a_rescheduled_send_is_logged_as_such_without_a_traceback() -> None:
             "Job send_text[8](send_id=4) ended with status: Error, to retry", exc_info=error
         )
 
-    rescheduled, failed = (json.loads(line) for line in stream.getvalue().splitlines())
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    rescheduled, failed = (line for line in lines if line["logger"] == worker_log.name)
     assert rescheduled["event"] == (
         "Job send_text[7](send_id=3) rescheduled: pacing this instance's sends;"
         " again at 2026-01-02T09:00:03.000+00:00"

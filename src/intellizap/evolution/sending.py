@@ -26,7 +26,6 @@ paragraph boundaries, and defers one ``send_text`` job per part. The job:
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from collections.abc import Sequence
@@ -44,6 +43,7 @@ from intellizap.evolution.client import Quote
 from intellizap.evolution.errors import DeliveryUnknown, EvolutionError
 from intellizap.evolution.send_ledger import FINAL, Completion, Send, Status
 from intellizap.evolution.text_parts import split_text
+from intellizap.jobs import Later
 from intellizap.logging import get_logger
 from intellizap.observability.evolution import SENDS, send_outcome
 
@@ -113,31 +113,6 @@ def _quote_args(quote: Quote) -> dict[str, Any]:
         "participant": quote.participant,
         "message": quote.message,
     }
-
-
-class Later(Exception):
-    """Not now: run this send again at ``at``. Not a failure (pacing, waiting for an outcome,
-    backing off), so it never counts against the job."""
-
-    def __init__(self, at: datetime, why: str) -> None:
-        super().__init__(f"{why}; again at {at.isoformat(timespec='milliseconds')}")
-        self.at = at
-
-
-class _RescheduledIsNoError(logging.Filter):
-    """procrastinate logs every retry as an error, with its traceback. A :class:`Later` is how a
-    send waits for its turn, so its line says just that."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        if isinstance(error, Later):
-            job = record.getMessage().split(" ended with status", 1)[0]
-            record.msg, record.args = f"{job} rescheduled: {error}", ()
-            record.exc_info, record.exc_text = None, None
-        return True
-
-
-logging.getLogger("procrastinate.worker").addFilter(_RescheduledIsNoError())
 
 
 class SendRetry(BaseRetryStrategy):

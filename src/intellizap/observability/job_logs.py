@@ -81,3 +81,21 @@ class HideJobArguments(logging.Filter):
             "call_string": safe,
         }
         return True
+
+
+class ShowRescheduling(logging.Filter):
+    """procrastinate logs a job that asked to run again later like a failure, with its
+    traceback. One that raised an exception marked ``rescheduling`` (:class:`intellizap.retries.Later`:
+    a paced send waiting for its turn) is not failing: its line says ``<job> rescheduled: <why>``,
+    without the traceback. Installed on the log handler: procrastinate's worker logs through a
+    child logger per worker name, which a filter on ``procrastinate.worker`` would never see."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if getattr(error, "rescheduling", False) is True and record.name.startswith(
+            "procrastinate"
+        ):
+            job = record.getMessage().split(" ended with status", 1)[0]
+            record.msg, record.args = f"{job} rescheduled: {error}", ()
+            record.exc_info, record.exc_text = None, None
+        return True
