@@ -1,7 +1,9 @@
 """CPU accounting from ``/proc`` for ``bench/burst.py``: the seconds of CPU a process has used
 (with or without its waited-for children), and PostgreSQL's as a whole: the postmaster, its
 exited children and its live children (the backends), so the burst can charge each summary its
-share of the worker's and of the database's CPU."""
+share of the worker's and of the database's CPU; and how long a process was ready to run but
+waited for a core (:func:`run_queue_wait`), which tells a worker held back by the machine's
+other work from one with nothing to do."""
 
 from __future__ import annotations
 
@@ -39,3 +41,15 @@ def postgres_cpu(postmaster: int) -> float:
             if fields is not None and int(fields[1]) == postmaster:
                 total += process_cpu(int(entry.name), with_children=False)
     return total
+
+
+def run_queue_wait(pid: int) -> float:
+    """Seconds the threads of ``pid`` spent ready to run, waiting for a core (the second field
+    of ``/proc/<pid>/task/<tid>/schedstat``; 0 where the kernel does not keep it)."""
+    total = 0
+    for schedstat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(schedstat.read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import text
 
-from burst_cpu import postgres_cpu, process_cpu
+from burst_cpu import postgres_cpu, process_cpu, run_queue_wait
 from burst_database import PROGRESS
 from intellizap.db.engine import Database
 
@@ -32,6 +32,8 @@ class Sample:
     summarizing: int
     summaries_waiting: int
     retrying: int
+    worker_wait: float = 0.0
+    """Seconds the workers have waited for a core, ready to run (summed)."""
 
 
 @dataclass
@@ -98,6 +100,7 @@ async def follow(
                 summarizing,
                 summaries_waiting,
                 retrying,
+                sum(run_queue_wait(w.pid) for w in workers),
             )
         )
         if any(w.poll() is not None for w in workers):

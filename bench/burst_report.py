@@ -1,6 +1,7 @@
 """The report of ``bench/burst.py``: one run's figures from its samples and sends (time from the
 due minute to the claim and to the first, median and last send; CPU-ms per summary of the
-workers and of PostgreSQL, net of their idle CPU and raw; worker CPU busy % and slot occupancy;
+workers and of PostgreSQL, net of their idle CPU and raw; worker CPU busy % (and the % it was
+ready to run but waited for a core) and slot occupancy;
 LLM calls and 429s; whether every group got its summary exactly once), the drain's timeline with
 ``--timeline``, the printed report with the direct baseline beside it, and a labelled, linear
 extrapolation to 10,000 and 100,000 summaries within 60 s."""
@@ -62,6 +63,7 @@ def report(args: argparse.Namespace, run: Run, baseline: dict[str, float] | None
         },
         "load_average": os.getloadavg(),
         "worker_cpu_busy_pct": 100 * worker_cpu / wall / args.workers,
+        "worker_cpu_wait_pct": 100 * (end.worker_wait - start.worker_wait) / wall / args.workers,
         "slot_occupancy_pct": 100 * statistics.mean(s.doing for s in busy) / slots if busy else 0,
         "summary_slot_occupancy_pct": (
             100 * statistics.mean(s.summarizing for s in busy) / slots if busy else 0
@@ -124,7 +126,11 @@ def print_report(r: dict[str, Any]) -> None:
         f"core; raw {r['worker_cpu_ms_per_summary_raw']:.1f} and "
         f"{r['postgres_cpu_ms_per_summary_raw']:.1f} ms)"
     )
-    print(f"worker CPU busy      : {r['worker_cpu_busy_pct']:.0f} % of one core per worker")
+    print(
+        f"worker CPU busy      : {r['worker_cpu_busy_pct']:.0f} % of one core per worker,"
+        f" and {r['worker_cpu_wait_pct']:.0f} % more ready to run but waiting for a core"
+        " (held back by the machine's other work)"
+    )
     load = ", ".join(f"{x:.1f}" for x in r["load_average"])
     print(f"machine load average : {load} (other work competes for the cores)")
     print(
