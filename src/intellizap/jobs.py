@@ -314,15 +314,18 @@ async def defer_in_transaction(
 BULK_DEFER = 100
 
 
-async def refresh_queue_statistics(database: Database) -> None:
-    """After a bulk defer (a 09:00 burst): analyze the job table at once.
+async def refresh_queue_statistics(database: Database, deferred: int) -> None:
+    """After a bulk defer (``deferred`` jobs, at least :data:`BULK_DEFER`: a 09:00 burst)
+    committed: analyze the job table at once. Smaller defers do nothing.
 
     Workers fetch jobs through a plan PostgreSQL cached while the queue was small; after
     thousands of jobs arrive at once that plan scans the queue once per waiting job (a second a
     fetch with 2,000 waiting: a worker took one job per second until autovacuum analyzed the
     table a minute later, see bench/burst.py). ``ANALYZE`` updates the statistics and so
-    invalidates those plans everywhere; it samples the table and takes milliseconds.
+    invalidates those plans everywhere; it samples the table and takes a tenth of a second.
     """
+    if deferred < BULK_DEFER:
+        return
     try:
         async with database.session() as session:
             await job_repository.analyze_jobs_table(session)

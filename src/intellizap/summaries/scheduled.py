@@ -97,8 +97,8 @@ async def claim_due_summaries(
                 SUMMARIZE_TASK,
                 [summary_job(c.summary_id, c.group_id, c.due_at + grace) for c in claims],
             )
-    if queue is not None and len(claims) >= jobs.BULK_DEFER:
-        await jobs.refresh_queue_statistics(database)
+    if queue is not None:
+        await jobs.refresh_queue_statistics(database, len(claims))
     for outcome, _, group_id, _ in rows:
         if outcome == "missed":
             log.warning(
@@ -147,6 +147,8 @@ async def claim_due_recaps(
                 RECAP_TASK,
                 [summary_job(c.summary_id, c.group_id, c.due_at + grace) for c in claims],
             )
+    if queue is not None:
+        await jobs.refresh_queue_statistics(database, len(claims))
     return claims
 
 
@@ -193,6 +195,8 @@ async def claim_due_digests(
                 DIGEST_TASK,
                 [digest_job(c.digest_id, c.tenant_id, c.due_at + grace) for c in claims],
             )
+    if queue is not None:
+        await jobs.refresh_queue_statistics(database, len(claims))
     return claims
 
 
@@ -246,6 +250,7 @@ async def requeue_orphaned_summaries(
             DIGEST_TASK,
             [digest_job(digest_id, tenant_id, deadline) for digest_id, tenant_id in digests],
         )
+    await jobs.refresh_queue_statistics(database, len(rows) + len(digests))
     return len(rows) + len(digests)
 
 
