@@ -1,69 +1,126 @@
-"""The job queue's queries: procrastinate's tables and SQL functions, for the bulk defer
-(:func:`intellizap.jobs.defer_in_transaction`) and the operator's commands
-(:mod:`intellizap.job_admin`)."""
+"""The job queue's queries: procrastinate's tables and SQL functions, for the defers made in a
+transaction (:func:`intellizap.jobs.defer_rows`, :func:`intellizap.jobs.defer_in_transaction`),
+which features build their own statements around (:func:`deferring_statement`), and the
+operator's commands (:mod:`intellizap.job_admin`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, text
+import sqlalchemy.exc
+from sqlalchemy import Row, TextClause, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-# procrastinate's own SQL function for deferring jobs (the one its Python API calls), fed with
-# arrays: thousands of jobs cost one statement and no Python object per job.
-_DEFER_MANY = text(
+#: What a statement built with :func:`deferring_statement` returns: rows of any columns.
+Rows = Sequence[Row[*tuple[Any, ...]]]
+
+#: Runs a statement of :func:`deferring_statement` in a session's transaction with the
+#: statement's own parameters, its jobs of one task; returns its rows
+#: (:func:`intellizap.jobs.deferrer` makes one per task).
+Deferrer = Callable[[AsyncSession, TextClause, Mapping[str, Any]], Awaitable[Rows]]
+
+#: The unique index that keeps one waiting job per queueing lock.
+_QUEUEING_LOCK_INDEX = "procrastinate_jobs_queueing_lock_idx_v1"
+
+
+def deferring_statement(ctes: str, *, jobs: str, result: str | None = None) -> TextClause:
+    """A statement made of the caller's common table expressions ``ctes`` (the text after
+    ``WITH``; data-modifying ones included) that also defers one job per row of ``jobs``, one of
+    them, and returns the rows of ``result``, another (``SELECT *``; without it, the new jobs'
+    ids). The rows never leave the database: a claim and its jobs cost one statement.
+
+    ``jobs`` has the columns ``args`` (jsonb), ``lock``, ``queueing_lock`` (text), ``priority``
+    (integer) and ``scheduled_at`` (timestamptz); the jobs are of the task in the parameters
+    ``:job_queue`` and ``:job_task`` (:func:`run_deferring` binds them). procrastinate's own
+    function inserts them (the one its Python API calls), in one call however many. Like any
+    ``SELECT`` in a ``WITH``, the defer runs only if the statement reads it: once, as the first
+    row of ``result`` is read. So each job must come from a row of ``result`` (no row, no job).
     """
-    SELECT unnest(procrastinate_defer_jobs_v1(ARRAY(
-        SELECT ROW(:queue, :task, j.priority, j.lock, j.queueing_lock, CAST(j.args AS jsonb),
-                   j.scheduled_at)::procrastinate_job_to_defer_v1
+    returned = (
+        "SELECT unnest(d.ids) AS id FROM deferred_jobs AS d"
+        if result is None
+        else f"SELECT r.* FROM {result} AS r CROSS JOIN deferred_jobs"  # noqa: S608 - constant SQL
+    )
+    return text(
+        f"""
+        WITH {ctes},
+        deferred_jobs AS (
+            SELECT procrastinate_defer_jobs_v1(ARRAY(
+                SELECT ROW(:job_queue, :job_task, j.priority, j.lock, j.queueing_lock, j.args,
+                           j.scheduled_at)::procrastinate_job_to_defer_v1
+                FROM {jobs} AS j
+            )) AS ids
+        )
+        {returned}
+        """  # noqa: S608 - the f-string only inserts the caller's constant SQL
+    )
+
+
+# Jobs listed by the caller, as arrays: thousands of jobs cost one statement and no Python
+# object per job. In the order listed (the ids too).
+_DEFER_LISTED = deferring_statement(
+    """
+    listed AS (
+        SELECT j.priority, j.lock, j.queueing_lock, CAST(j.args AS jsonb) AS args, j.scheduled_at
         FROM unnest(CAST(:priorities AS integer[]), CAST(:locks AS text[]),
                     CAST(:queueing_locks AS text[]), CAST(:args AS text[]),
                     CAST(:scheduled_at AS timestamptz[]))
              WITH ORDINALITY AS j (priority, lock, queueing_lock, args, scheduled_at, n)
         ORDER BY j.n
-    ))) AS id
-    """
+    )
+    """,
+    jobs="listed",
 )
 
 
-async def insert_jobs(
-    session: AsyncSession,
+def listed_jobs(
     *,
-    queue: str,
-    task: str,
     priorities: list[int],
     locks: list[str | None],
     queueing_locks: list[str | None],
     args: list[str],
     scheduled_at: list[datetime | None],
-) -> list[int]:
-    """Defer one job per element of the (equally long) lists, in one statement; their ids."""
-    ids = (
-        await session.execute(
-            _DEFER_MANY,
-            {
-                "queue": queue,
-                "task": task,
-                "priorities": priorities,
-                "locks": locks,
-                "queueing_locks": queueing_locks,
-                "args": args,
-                "scheduled_at": scheduled_at,
-            },
-        )
-    ).scalars()
-    return list(ids)
+) -> tuple[TextClause, dict[str, Any]]:
+    """The statement deferring one job per element of the (equally long) lists, and its
+    parameters (``args``: JSON texts), for :func:`run_deferring`; its rows are the jobs' ids."""
+    params = {
+        "priorities": priorities,
+        "locks": locks,
+        "queueing_locks": queueing_locks,
+        "args": args,
+        "scheduled_at": scheduled_at,
+    }
+    return _DEFER_LISTED, params
 
 
-_ANALYZE_QUEUE = text("ANALYZE procrastinate_jobs")
 _DISCARD_PLANS = text("DISCARD PLANS")
 
 
-async def forget_cached_plans(session: AsyncSession) -> None:
-    """Have the session's connection plan its statements afresh (its prepared statements stay)."""
+async def run_deferring(
+    session: AsyncSession,
+    statement: TextClause,
+    params: Mapping[str, Any],
+    *,
+    queue: str,
+    task: str,
+) -> Rows:
+    """Execute a statement of :func:`deferring_statement` in ``session``'s transaction, its
+    jobs of ``task`` on ``queue``, its connection's cached plans forgotten first: made again,
+    for the tables as they are now (see :func:`intellizap.jobs.defer_rows`)."""
     await session.execute(_DISCARD_PLANS)
+    result = await session.execute(statement, {**params, "job_queue": queue, "job_task": task})
+    return result.all()
+
+
+def is_queueing_lock_conflict(error: sqlalchemy.exc.IntegrityError) -> bool:
+    """Whether ``error`` is a job refused because one with its queueing lock is waiting."""
+    diagnostic = getattr(error.orig, "diag", None)
+    return getattr(diagnostic, "constraint_name", None) == _QUEUEING_LOCK_INDEX
+
+
+_ANALYZE_QUEUE = text("ANALYZE procrastinate_jobs")
 
 
 async def analyze_jobs_table(session: AsyncSession) -> None:

@@ -16,7 +16,7 @@ import contextlib
 import copy
 import importlib
 import select
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +27,7 @@ import psycopg
 import psycopg_pool
 import sqlalchemy.exc
 from procrastinate.middleware import WorkerMiddleware
+from sqlalchemy import TextClause
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intellizap import job_repository
@@ -257,6 +258,50 @@ async def run_here(job_context: procrastinate.JobContext, task: str, args: dict[
     )
 
 
+def deferrer(tasks: procrastinate.Blueprint, task: str) -> job_repository.Deferrer:
+    """What queues jobs of ``task`` in a session's transaction, from a statement's own rows.
+
+    A feature's repository writes that statement around its SQL with
+    :func:`intellizap.job_repository.deferring_statement` (a claim whose inserted rows make its
+    jobs) and runs it through the function returned, as one statement however many jobs: the rows
+    never travel to Python and back. The jobs exist exactly when the transaction commits: a row
+    claimed and its job are never one without the other (no orphan to sweep up, no job for a
+    rolled-back claim), and the defer uses the session's connection, not the queue's small pool
+    (shared with the running jobs). Workers are woken as by any defer (procrastinate's insert
+    trigger notifies at commit). A job whose ``queueing_lock`` is already waiting makes the
+    statement, and so the whole transaction, fail (``AlreadyEnqueued``): give each job its own
+    lock, or defer it alone. ``tasks`` is where ``task`` is defined: a connected queue, or
+    :data:`blueprint` itself.
+
+    Each job gets an event row, whose foreign-key check looks the job up. A connection caches
+    that check's plan while the queue is small (every ordinary tick defers a few jobs): a scan of
+    the job table, which a burst then ran once per job it inserted — 10,000 jobs took 5.7 s
+    instead of 0.7 s. A statement cannot know beforehand how many rows it will queue, so every
+    defer has its connection forget its cached plans first; they are made again for the tables
+    as they are now (the connection's other statements too, at their next use).
+    """
+    definition = tasks.tasks.get(task)  # a connected queue, or the definitions alone (tests)
+    if definition is None:
+        raise procrastinate.exceptions.TaskNotFound(f"no task named {task} is defined")
+    queue, name = definition.queue, definition.name
+
+    async def defer(
+        session: AsyncSession, statement: TextClause, params: Mapping[str, Any]
+    ) -> job_repository.Rows:
+        try:
+            return await job_repository.run_deferring(
+                session, statement, params, queue=queue, task=name
+            )
+        except sqlalchemy.exc.IntegrityError as exc:
+            if not job_repository.is_queueing_lock_conflict(exc):
+                raise
+            raise procrastinate.exceptions.AlreadyEnqueued(
+                f"a {task} job with one of these queueing locks is already waiting"
+            ) from exc
+
+    return defer
+
+
 @dataclass(frozen=True, slots=True)
 class JobSpec:
     """One job to queue with :func:`defer_in_transaction`."""
@@ -271,43 +316,21 @@ class JobSpec:
 async def defer_in_transaction(
     session: AsyncSession, tasks: procrastinate.Blueprint, task: str, specs: Sequence[JobSpec]
 ) -> list[int]:
-    """Queue jobs of ``task`` in ``session``'s transaction, in one statement however many.
-
-    The jobs exist exactly when the transaction commits: a row claimed and its job are never one
-    without the other (no orphan to sweep up, no job for a rolled-back claim), and the defer
-    uses the session's connection, not the queue's small pool (shared with the running jobs).
-    Workers are woken as by any defer (procrastinate's insert trigger notifies at commit).
-    A job whose ``queueing_lock`` is already waiting makes the statement, and so the whole
-    transaction, fail (``AlreadyEnqueued``): give each job its own lock, or defer it alone.
-    ``tasks`` is where ``task`` is defined: a connected queue, or :data:`blueprint` itself.
-    """
+    """Queue jobs of ``task`` listed in Python (rows already read: an on-demand summary, the
+    orphans a sweep logs one by one) in ``session``'s transaction, in one statement however
+    many; their ids. Through :func:`deferrer`, whose terms it has (commits with the
+    transaction, ``AlreadyEnqueued``)."""
     if not specs:
         return []
-    definition = tasks.tasks.get(task)  # a connected queue, or the definitions alone (tests)
-    if definition is None:
-        raise procrastinate.exceptions.TaskNotFound(f"no task named {task} is defined")
-    if len(specs) >= BULK_DEFER:
-        # Each job gets an event row, whose foreign-key check looks the job up. This connection
-        # cached that check's plan while the queue was small (every ordinary tick defers a few
-        # jobs): a scan of the job table, which a burst then runs once per job it inserts —
-        # 10,000 jobs took 5.7 s instead of 0.7 s. Forgotten plans are made again, for the
-        # table as it is now.
-        await job_repository.forget_cached_plans(session)
-    try:
-        return await job_repository.insert_jobs(
-            session,
-            queue=definition.queue,
-            task=definition.name,
-            priorities=[spec.priority for spec in specs],
-            locks=[spec.lock for spec in specs],
-            queueing_locks=[spec.queueing_lock for spec in specs],
-            args=[orjson.dumps(spec.args).decode() for spec in specs],
-            scheduled_at=[spec.scheduled_at for spec in specs],
-        )
-    except sqlalchemy.exc.IntegrityError as exc:
-        raise procrastinate.exceptions.AlreadyEnqueued(
-            f"a {task} job with one of these queueing locks is already waiting"
-        ) from exc
+    statement, params = job_repository.listed_jobs(
+        priorities=[spec.priority for spec in specs],
+        locks=[spec.lock for spec in specs],
+        queueing_locks=[spec.queueing_lock for spec in specs],
+        args=[orjson.dumps(spec.args).decode() for spec in specs],
+        scheduled_at=[spec.scheduled_at for spec in specs],
+    )
+    rows = await deferrer(tasks, task)(session, statement, params)
+    return [int(row[0]) for row in rows]
 
 
 #: A defer this big changes the queue's size enough to make its planner statistics misleading.
