@@ -1,7 +1,8 @@
-"""The summaries feature's SQL for daily and on-demand summaries: the tick's daily claim and
-its sweep for orphans, the ``resumos`` rows it writes and what it reads to write them (the
-group's and account's settings, the chat of a period), and what operators and metrics read.
-The weekly recap's and owner digest's statements are in ``rollups_repository.py``.
+"""The summaries feature's SQL for daily and on-demand summaries: the tick's sweep for orphans,
+the ``resumos`` rows it writes and what it reads to write them (the group's and account's
+settings, the chat of a period), and what operators and metrics read. The tick's claims are in
+``claims_repository.py``, the weekly recap's and owner digest's other statements in
+``rollups_repository.py``.
 
 The legacy column names of the frontend's tables (``"nome-autor"``, ``"key-openai"``,
 ``"dia-renovacao-tokens"`` …) appear here and in ``db/models.py`` only; the services work with
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, RowMapping, text
@@ -22,84 +23,6 @@ from intellizap.db.engine import Database
 
 #: What a statement's ``.all()`` returns: rows of any columns.
 Rows = Sequence[Row[*tuple[Any, ...]]]
-
-# Local wall-clock "now" is computed once per time zone (a few hundred rows), not per tenant; each
-# tenant is then a hash-join probe and a comparison on columns a trigger keeps parsed (migration
-# 0005), and groups are read only for due tenants, by index. Tenants with no or an unknown zone
-# use DEFAULT_TIMEZONE. (Wall-clock comparison: on a daylight
-# saving change a summary inside the shifted hour may move by that hour, once.)
-_CLAIM = text(
-    """
-    WITH zone_now AS (
-        SELECT z.zone, CAST(:now AS timestamptz) AT TIME ZONE z.zone AS local_now
-        FROM unnest(CAST(:zones AS text[])) AS z (zone)
-    ),
-    tenants AS (
-        SELECT u.id, u.max_grupos, u.hora_resumo_local AS at_time,
-               COALESCE(zn.local_now, CAST(:now AS timestamptz) AT TIME ZONE :default_zone)
-                   AS local_now,
-               COALESCE(zn.zone, :default_zone) AS zone
-        FROM usuarios u
-        LEFT JOIN zone_now zn ON zn.zone = u.fuso_efetivo
-        WHERE u.hora_resumo_local IS NOT NULL
-    ),
-    -- The most recent local occurrence of each tenant's hour: today's, or yesterday's when
-    -- today's is still ahead (so 23:30 caught up at 00:45 belongs to the day before).
-    latest AS (
-        SELECT id AS tenant_id, max_grupos, local_now, zone,
-               CAST(local_now AS date) - CAST(CAST(local_now AS time) < at_time AS integer) AS day,
-               at_time
-        FROM tenants
-    ),
-    -- MATERIALIZED: filter the (few) due tenants first, then look up their groups by index.
-    due AS MATERIALIZED (
-        SELECT tenant_id, max_grupos, day, day + at_time AS at_local, local_now, zone FROM latest
-        WHERE day + at_time > local_now - :window
-           OR (day + at_time <= local_now - :grace
-               AND day + at_time > local_now - :grace - interval '1 minute')
-    ),
-    due_groups AS (
-        SELECT g.id AS group_id, due.tenant_id, due.day, due.at_local, due.local_now, g.rank,
-               due.max_grupos, g.resumo_ativo, due.zone
-        FROM due
-        CROSS JOIN LATERAL (
-            SELECT id, resumo_ativo,
-                   row_number() OVER (ORDER BY created_at, id) AS rank
-            FROM grupos WHERE usuario_id = due.tenant_id AND ativo
-        ) AS g
-        WHERE g.resumo_ativo AND (due.max_grupos IS NULL OR g.rank <= due.max_grupos)
-    ),
-    -- The due groups not claimed yet (most of a catch-up tick's window is): an index probe each,
-    -- much cheaper than an insert that conflicts; ON CONFLICT below still settles concurrent
-    -- claims. All read before the insert writes anything (the sort consumes every row first):
-    -- probing resumos row by row from inside the insert re-reads the pages it is filling, which
-    -- made a burst quadratic whenever the planner preferred a scan to the index.
-    unclaimed AS MATERIALIZED (
-        SELECT d.* FROM due_groups d
-        WHERE NOT EXISTS (
-            SELECT 1 FROM resumos r
-            WHERE r.grupo_id = d.group_id AND r.origem = 'agendado' AND r.data_referencia = d.day
-        )
-        ORDER BY d.group_id
-    ),
-    claimed AS (
-        INSERT INTO resumos (grupo_id, usuario_id, status, origem, data_referencia)
-        SELECT group_id, tenant_id, 'pendente', 'agendado', day FROM unclaimed
-        WHERE at_local > local_now - :window
-        ON CONFLICT (grupo_id, data_referencia) WHERE origem = 'agendado' DO NOTHING
-        RETURNING id, grupo_id
-    )
-    SELECT 'claimed' AS outcome, c.id, c.grupo_id, d.at_local AT TIME ZONE d.zone AS due_at
-    FROM claimed c JOIN due_groups d ON d.group_id = c.grupo_id
-    UNION ALL
-    SELECT 'missed', NULL, d.group_id, NULL FROM unclaimed d
-    WHERE d.at_local <= d.local_now - :grace
-    """
-)
-
-_KNOWN_ZONES = text("SELECT array_agg(name) FROM pg_timezone_names")
-_zones: list[str] = []  # known_zones' cache
-
 
 #: What writing a group's summary needs of its group (``g``) and account (``u``): identity, plan,
 #: key, zone and the summary options (``options.py``).
@@ -240,39 +163,7 @@ WAITING_SQL = """
 MAX_REASON_CHARS = 500
 
 
-# -- the tick -----------------------------------------------------------------------------------
-
-
-async def known_zones(database: Database) -> list[str]:
-    """The time zones this PostgreSQL knows (read once per process: it never changes)."""
-    if not _zones:
-        async with database.engine.connect() as conn:
-            known = (await conn.execute(_KNOWN_ZONES)).scalar_one()
-        # Assigned whole after the await: two first callers at once must not both append.
-        _zones[:] = sorted(set(known))
-    return _zones
-
-
-async def claim_due_summary_rows(
-    session: AsyncSession,
-    *,
-    now: datetime,
-    zones: list[str],
-    grace: timedelta,
-    window: timedelta,
-    default_zone: str,
-) -> Rows:
-    """Insert the ``resumos`` row of every daily summary due at ``now`` within ``window``; one
-    row (outcome, summary id, group id, due at) per claim (``'claimed'``) and per summary whose
-    catch-up window (``grace``) passed unclaimed (``'missed'``, summary id and due at NULL)."""
-    params = {
-        "now": now,
-        "zones": zones,
-        "grace": grace,
-        "window": window,
-        "default_zone": default_zone,
-    }
-    return (await session.execute(_CLAIM, params)).all()
+# -- the tick's sweep ---------------------------------------------------------------------------
 
 
 async def orphaned_summaries(session: AsyncSession, settle_seconds: float) -> Rows:

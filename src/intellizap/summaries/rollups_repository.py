@@ -1,18 +1,17 @@
-"""The SQL of the weekly recap and the owner's daily digest: their claims (see ``scheduled.py``),
-what their jobs read, and how their rows end (a recap fails and is sent as a daily summary is,
-through ``repository.py``).
+"""The SQL of the weekly recap and the owner's daily digest: the sweep for their orphans, what
+their jobs read, and how their rows end (a recap fails and is sent as a daily summary is,
+through ``repository.py``). Their claims are the tick's, in ``claims_repository.py``.
 
 A recap is a ``resumos`` row with ``origem = 'semanal'`` (at most one per group and week: the
 partial unique index of migration 0010); a digest is a ``resumos_dono`` row (at most one per
-account and local day: its unique key). Both claims compute each tenant's local "now" once per
-time zone, as the daily claim does.
+account and local day: its unique key).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import RowMapping, text
@@ -20,121 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from intellizap.db.engine import Database
 from intellizap.summaries.repository import GROUP_SETTINGS, MAX_REASON_CHARS, Rows
-
-_ZONE_NOW = """
-    zone_now AS (
-        SELECT z.zone, CAST(:now AS timestamptz) AT TIME ZONE z.zone AS local_now
-        FROM unnest(CAST(:zones AS text[])) AS z (zone)
-    )
-"""
-_LOCAL_NOW = """
-    COALESCE(zn.local_now, CAST(:now AS timestamptz) AT TIME ZONE :default_zone) AS local_now,
-    COALESCE(zn.zone, :default_zone) AS zone
-"""
-
-# Few groups ask for a recap: start from them (``asked``), then rank each of their tenants'
-# active groups exactly as the daily claim does, so ``max_grupos`` means the same groups. The
-# recap's hour is the group's own, else the account's; its day is the latest local occurrence
-# of that hour (yesterday's when today's is still ahead), and it must be the chosen weekday.
-_RECAP_CLAIM = text(
-    f"""
-    WITH {_ZONE_NOW},
-    asked AS MATERIALIZED (
-        SELECT DISTINCT usuario_id FROM grupos
-        WHERE resumo_semanal_dia IS NOT NULL AND resumo_ativo AND ativo
-    ),
-    tenants AS (
-        SELECT u.id, u.max_grupos, u.hora_resumo_local AS account_time, {_LOCAL_NOW}
-        FROM asked a JOIN usuarios u ON u.id = a.usuario_id
-        LEFT JOIN zone_now zn ON zn.zone = u.fuso_efetivo
-    ),
-    ranked AS (
-        SELECT g.id AS group_id, t.id AS tenant_id, t.local_now, t.zone,
-               g.resumo_semanal_dia AS weekday,
-               COALESCE(g.resumo_semanal_hora, t.account_time) AS at_time
-        FROM tenants t
-        CROSS JOIN LATERAL (
-            SELECT id, resumo_ativo, resumo_semanal_dia, resumo_semanal_hora,
-                   row_number() OVER (ORDER BY created_at, id) AS rank
-            FROM grupos WHERE usuario_id = t.id AND ativo
-        ) AS g
-        WHERE g.resumo_ativo AND g.resumo_semanal_dia IS NOT NULL
-          AND (t.max_grupos IS NULL OR g.rank <= t.max_grupos)
-    ),
-    latest AS (
-        SELECT group_id, tenant_id, local_now, zone, weekday, at_time,
-               CAST(local_now AS date) - CAST(CAST(local_now AS time) < at_time AS integer) AS day
-        FROM ranked WHERE at_time IS NOT NULL
-    ),
-    -- Due and not claimed yet, all read before the insert writes anything (the sort consumes
-    -- every row first): probed from inside the insert, resumos would be re-read as it fills.
-    due AS MATERIALIZED (
-        SELECT group_id, tenant_id, day, day + at_time AS at_local, zone FROM latest l
-        WHERE EXTRACT(ISODOW FROM day) = weekday AND day + at_time > local_now - :window
-          AND NOT EXISTS (
-              SELECT 1 FROM resumos r
-              WHERE r.grupo_id = l.group_id AND r.origem = 'semanal' AND r.data_referencia = l.day
-          )
-        ORDER BY group_id
-    ),
-    claimed AS (
-        INSERT INTO resumos (grupo_id, usuario_id, status, origem, data_referencia)
-        SELECT group_id, tenant_id, 'pendente', 'semanal', day FROM due
-        ON CONFLICT (grupo_id, data_referencia) WHERE origem = 'semanal' DO NOTHING
-        RETURNING id, grupo_id
-    )
-    SELECT c.id, c.grupo_id, d.at_local AT TIME ZONE d.zone AS due_at
-    FROM claimed c JOIN due d ON d.group_id = c.grupo_id
-    """  # noqa: S608 - the f-string only inserts constant SQL fragments
-)
-
-# The day's scheduled summaries of the account, through each group's partial unique index.
-_DAY_SUMMARIES_OF = """
-    SELECT 1 FROM grupos g JOIN resumos r
-        ON r.grupo_id = g.id AND r.origem = 'agendado' AND r.data_referencia = l.day
-    WHERE g.usuario_id = l.tenant_id
-"""
-
-# An account's digest is due after its hour once the daily claim made that day's summaries and
-# none is still being written, or ``:wait`` after the hour whatever they are doing (a stuck group
-# does not hold the others back), within the catch-up window.
-_DIGEST_CLAIM = text(
-    f"""
-    WITH {_ZONE_NOW},
-    tenants AS (
-        SELECT u.id AS tenant_id, u.hora_resumo_local AS at_time, {_LOCAL_NOW}
-        FROM usuarios u LEFT JOIN zone_now zn ON zn.zone = u.fuso_efetivo
-        WHERE u.resumo_diario_dono AND u.hora_resumo_local IS NOT NULL
-    ),
-    latest AS (
-        SELECT tenant_id, at_time, local_now, zone,
-               CAST(local_now AS date) - CAST(CAST(local_now AS time) < at_time AS integer) AS day
-        FROM tenants
-    ),
-    -- Read whole before the insert below (the sort consumes every row first), like the
-    -- recap's: probed from inside the insert, resumos_dono would be re-read as it fills.
-    due AS MATERIALIZED (
-        SELECT tenant_id, day, day + at_time AS at_local, zone FROM latest l
-        WHERE day + at_time > local_now - :window
-          AND NOT EXISTS (
-              SELECT 1 FROM resumos_dono d
-              WHERE d.usuario_id = l.tenant_id AND d.data_referencia = l.day
-          )
-          AND (day + at_time <= local_now - :wait
-               OR (EXISTS ({_DAY_SUMMARIES_OF})
-                   AND NOT EXISTS ({_DAY_SUMMARIES_OF} AND r.status = 'pendente')))
-        ORDER BY tenant_id
-    ),
-    claimed AS (
-        INSERT INTO resumos_dono (usuario_id, data_referencia)
-        SELECT tenant_id, day FROM due
-        ON CONFLICT (usuario_id, data_referencia) DO NOTHING
-        RETURNING id, usuario_id
-    )
-    SELECT c.id, c.usuario_id, d.at_local AT TIME ZONE d.zone AS due_at
-    FROM claimed c JOIN due d ON d.tenant_id = c.usuario_id
-    """  # noqa: S608 - the f-string only inserts constant SQL fragments
-)
 
 # Digests claimed before their job existed (only a hand-made row now: claims queue their job in
 # their own transaction), with no job waiting for them and none running for the account.
@@ -254,37 +138,7 @@ _DIGEST_SENT = text(
 )
 
 
-# -- the tick's claims ----------------------------------------------------------------------------
-
-
-async def claim_due_recap_rows(
-    session: AsyncSession, *, now: datetime, zones: list[str], window: timedelta, default_zone: str
-) -> Rows:
-    """Insert the ``resumos`` row of every weekly recap due at ``now`` within ``window``:
-    (summary id, group id, due at) per claim."""
-    params = {"now": now, "zones": zones, "window": window, "default_zone": default_zone}
-    return (await session.execute(_RECAP_CLAIM, params)).all()
-
-
-async def claim_due_digest_rows(
-    session: AsyncSession,
-    *,
-    now: datetime,
-    zones: list[str],
-    window: timedelta,
-    wait: timedelta,
-    default_zone: str,
-) -> Rows:
-    """Insert the ``resumos_dono`` row of every owner's digest due at ``now`` within ``window``
-    (``wait``: how long one waits for the day's summaries): (digest id, tenant id, due at)."""
-    params = {
-        "now": now,
-        "zones": zones,
-        "window": window,
-        "wait": wait,
-        "default_zone": default_zone,
-    }
-    return (await session.execute(_DIGEST_CLAIM, params)).all()
+# -- the tick's sweep -----------------------------------------------------------------------------
 
 
 async def orphaned_digests(session: AsyncSession, settle_seconds: float) -> Rows:

@@ -21,7 +21,7 @@ or failing LLM provider makes it retry until then, not for a fixed number of att
 The same tick, after the daily claim has committed, claims the weekly recaps (``origem =
 'semanal'``, on the group's ``resumo_semanal_dia`` at its hour; exactly once per group and week
 through their own partial unique index) and then the owners' daily digests (``resumos_dono``,
-unique per account and day; due once the day's summaries are written, see ``rollups_repository``),
+unique per account and day; due once the day's summaries are written, see ``claims_repository``),
 each with its job in the claim's transaction, like the daily one.
 """
 
@@ -40,7 +40,7 @@ from intellizap.db.engine import Database
 from intellizap.logging import get_logger
 from intellizap.observability.summaries import observe_tick
 from intellizap.settings import Settings
-from intellizap.summaries import repository, rollups_repository
+from intellizap.summaries import claims_repository, repository, rollups_repository
 
 log = get_logger(__name__)
 
@@ -77,10 +77,10 @@ async def claim_due_summaries(
     commit together, or neither does."""
     grace = timedelta(hours=settings.summary_catchup_hours)
     async with database.session() as session:
-        rows = await repository.claim_due_summary_rows(
+        rows = await claims_repository.claim_due_summary_rows(
             session,
             now=now,
-            zones=await repository.known_zones(database),
+            zones=await claims_repository.known_zones(database),
             grace=grace,
             window=grace if full_catch_up else min(grace, RECENT_WINDOW),
             default_zone=settings.default_timezone,
@@ -130,10 +130,10 @@ async def claim_due_recaps(
     each at most once per group and week, with its job in the same transaction (``queue``)."""
     grace = timedelta(hours=settings.summary_catchup_hours)
     async with database.session() as session:
-        rows = await rollups_repository.claim_due_recap_rows(
+        rows = await claims_repository.claim_due_recap_rows(
             session,
             now=now,
-            zones=await repository.known_zones(database),
+            zones=await claims_repository.known_zones(database),
             window=grace if full_catch_up else min(grace, RECENT_WINDOW),
             default_zone=settings.default_timezone,
         )
@@ -176,10 +176,10 @@ async def claim_due_digests(
     the clock (few accounts turn it on, so this costs little)."""
     grace = timedelta(hours=settings.summary_catchup_hours)
     async with database.session() as session:
-        rows = await rollups_repository.claim_due_digest_rows(
+        rows = await claims_repository.claim_due_digest_rows(
             session,
             now=now,
-            zones=await repository.known_zones(database),
+            zones=await claims_repository.known_zones(database),
             window=grace,
             wait=min(DIGEST_WAIT, grace),
             default_zone=settings.default_timezone,
