@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from intellizap import job_repository
 from intellizap.db.engine import Database
 from intellizap.summaries.repository import Rows
 
@@ -30,14 +31,49 @@ _LOCAL_NOW = """
     COALESCE(zn.zone, :default_zone) AS zone
 """
 
+
+def iso_instant(instant: str) -> str:
+    """SQL writing ``instant`` (a ``timestamptz`` expression) as Python's ``isoformat()`` writes
+    it in UTC: ``2026-11-25T12:00:00+00:00``, microseconds only when there are some."""
+    utc = f"({instant}) AT TIME ZONE 'UTC'"
+    return (
+        f"to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN date_trunc('second', {utc})"
+        f" = {utc} THEN '' ELSE to_char({utc}, '.US') END || '+00:00'"
+    )
+
+
+def _jobs(claims: str, *, id_arg: str, queueing_lock: str, lock: str, locked_by: str) -> str:
+    """The jobs of ``claims`` (columns ``id``, ``due_at`` and ``locked_by``) with the columns of
+    ``job_repository.deferring_statement``: what ``scheduled.summary_job`` (``digest_job``)
+    makes of each claim, its deadline ``:grace`` after it was due. The claim statement makes
+    them itself, so that no row travels to Python and back."""
+    return f"""
+        SELECT jsonb_build_object('{id_arg}', CAST(c.id AS text),
+                                  'deadline', {iso_instant("c.due_at + :grace")}) AS args,
+               '{lock}:' || CAST(c.{locked_by} AS text) AS lock,
+               '{queueing_lock}:' || CAST(c.id AS text) AS queueing_lock, 0 AS priority,
+               CAST(NULL AS timestamptz) AS scheduled_at
+        FROM {claims} AS c
+    """  # noqa: S608 - the f-string only inserts constant SQL
+
+
+def _summary_jobs(claims: str) -> str:
+    return _jobs(
+        claims,
+        id_arg="summary_id",
+        queueing_lock="summary",
+        lock="summary-group",
+        locked_by="grupo_id",
+    )
+
+
 # Local wall-clock "now" is computed once per time zone (a few hundred rows), not per tenant; each
 # tenant is then a hash-join probe and a comparison on columns a trigger keeps parsed (migration
 # 0005), and groups are read only for due tenants, by index. Tenants with no or an unknown zone
 # use DEFAULT_TIMEZONE. (Wall-clock comparison: on a daylight
 # saving change a summary inside the shifted hour may move by that hour, once.)
-_CLAIM = text(
-    f"""
-    WITH {_ZONE_NOW},
+_CLAIM_CTES = f"""
+    {_ZONE_NOW},
     tenants AS (
         SELECT u.id, u.max_grupos, u.hora_resumo_local AS at_time, {_LOCAL_NOW}
         FROM usuarios u
@@ -89,22 +125,27 @@ _CLAIM = text(
         WHERE at_local > local_now - :window
         ON CONFLICT (grupo_id, data_referencia) WHERE origem = 'agendado' DO NOTHING
         RETURNING id, grupo_id
-    )
-    SELECT 'claimed' AS outcome, c.id, c.grupo_id, d.at_local AT TIME ZONE d.zone AS due_at
-    FROM claimed c JOIN due_groups d ON d.group_id = c.grupo_id
-    UNION ALL
-    SELECT 'missed', NULL, d.group_id, NULL FROM unclaimed d
-    WHERE d.at_local <= d.local_now - :grace
-    """  # noqa: S608 - the f-string only inserts constant SQL fragments
+    ),
+    outcome AS (
+        SELECT 'claimed' AS outcome, c.id, c.grupo_id, d.at_local AT TIME ZONE d.zone AS due_at
+        FROM claimed c JOIN due_groups d ON d.group_id = c.grupo_id
+        UNION ALL
+        SELECT 'missed', NULL, d.group_id, NULL FROM unclaimed d
+        WHERE d.at_local <= d.local_now - :grace
+    ),
+    outcome_jobs AS ({_summary_jobs("(SELECT * FROM outcome WHERE outcome = 'claimed')")})
+"""  # noqa: S608 - the f-string only inserts constant SQL fragments
+_CLAIM = text(f"WITH {_CLAIM_CTES} SELECT * FROM outcome")  # noqa: S608 - constant SQL
+_CLAIM_AND_QUEUE = job_repository.deferring_statement(
+    _CLAIM_CTES, jobs="outcome_jobs", result="outcome"
 )
 
 # Few groups ask for a recap: start from them (``asked``), then rank each of their tenants'
 # active groups exactly as the daily claim does, so ``max_grupos`` means the same groups. The
 # recap's hour is the group's own, else the account's; its day is the latest local occurrence
 # of that hour (yesterday's when today's is still ahead), and it must be the chosen weekday.
-_RECAP_CLAIM = text(
-    f"""
-    WITH {_ZONE_NOW},
+_RECAP_CTES = f"""
+    {_ZONE_NOW},
     asked AS MATERIALIZED (
         SELECT DISTINCT usuario_id FROM grupos
         WHERE resumo_semanal_dia IS NOT NULL AND resumo_ativo AND ativo
@@ -148,10 +189,16 @@ _RECAP_CLAIM = text(
         SELECT group_id, tenant_id, 'pendente', 'semanal', day FROM due
         ON CONFLICT (grupo_id, data_referencia) WHERE origem = 'semanal' DO NOTHING
         RETURNING id, grupo_id
-    )
-    SELECT c.id, c.grupo_id, d.at_local AT TIME ZONE d.zone AS due_at
-    FROM claimed c JOIN due d ON d.group_id = c.grupo_id
-    """  # noqa: S608 - the f-string only inserts constant SQL fragments
+    ),
+    recaps AS (
+        SELECT c.id, c.grupo_id, d.at_local AT TIME ZONE d.zone AS due_at
+        FROM claimed c JOIN due d ON d.group_id = c.grupo_id
+    ),
+    recap_jobs AS ({_summary_jobs("recaps")})
+"""  # noqa: S608 - the f-string only inserts constant SQL fragments
+_RECAP_CLAIM = text(f"WITH {_RECAP_CTES} SELECT * FROM recaps")  # noqa: S608 - constant SQL
+_RECAP_CLAIM_AND_QUEUE = job_repository.deferring_statement(
+    _RECAP_CTES, jobs="recap_jobs", result="recaps"
 )
 
 # The day's scheduled summaries of the account, through each group's partial unique index.
@@ -161,12 +208,19 @@ _DAY_SUMMARIES_OF = """
     WHERE g.usuario_id = l.tenant_id
 """
 
+_DIGEST_JOBS = _jobs(
+    "digests",
+    id_arg="digest_id",
+    queueing_lock="digest",
+    lock="digest-account",
+    locked_by="usuario_id",
+)
+
 # An account's digest is due after its hour once the daily claim made that day's summaries and
 # none is still being written, or ``:wait`` after the hour whatever they are doing (a stuck group
 # does not hold the others back), within the catch-up window.
-_DIGEST_CLAIM = text(
-    f"""
-    WITH {_ZONE_NOW},
+_DIGEST_CTES = f"""
+    {_ZONE_NOW},
     tenants AS (
         SELECT u.id AS tenant_id, u.hora_resumo_local AS at_time, {_LOCAL_NOW}
         FROM usuarios u LEFT JOIN zone_now zn ON zn.zone = u.fuso_efetivo
@@ -196,10 +250,16 @@ _DIGEST_CLAIM = text(
         SELECT tenant_id, day FROM due
         ON CONFLICT (usuario_id, data_referencia) DO NOTHING
         RETURNING id, usuario_id
-    )
-    SELECT c.id, c.usuario_id, d.at_local AT TIME ZONE d.zone AS due_at
-    FROM claimed c JOIN due d ON d.tenant_id = c.usuario_id
-    """  # noqa: S608 - the f-string only inserts constant SQL fragments
+    ),
+    digests AS (
+        SELECT c.id, c.usuario_id, d.at_local AT TIME ZONE d.zone AS due_at
+        FROM claimed c JOIN due d ON d.tenant_id = c.usuario_id
+    ),
+    digest_jobs AS ({_DIGEST_JOBS})
+"""  # noqa: S608 - the f-string only inserts constant SQL fragments
+_DIGEST_CLAIM = text(f"WITH {_DIGEST_CTES} SELECT * FROM digests")  # noqa: S608 - constant SQL
+_DIGEST_CLAIM_AND_QUEUE = job_repository.deferring_statement(
+    _DIGEST_CTES, jobs="digest_jobs", result="digests"
 )
 
 _KNOWN_ZONES = text("SELECT array_agg(name) FROM pg_timezone_names")
@@ -224,10 +284,13 @@ async def claim_due_summary_rows(
     grace: timedelta,
     window: timedelta,
     default_zone: str,
+    defer: job_repository.Deferrer | None = None,
 ) -> Rows:
     """Insert the ``resumos`` row of every daily summary due at ``now`` within ``window``; one
     row (outcome, summary id, group id, due at) per claim (``'claimed'``) and per summary whose
-    catch-up window (``grace``) passed unclaimed (``'missed'``, summary id and due at NULL)."""
+    catch-up window (``grace``) passed unclaimed (``'missed'``, summary id and due at NULL).
+    With ``defer`` (``jobs.deferrer`` of the summary task) the same statement queues each
+    claim's job."""
     params = {
         "now": now,
         "zones": zones,
@@ -235,16 +298,34 @@ async def claim_due_summary_rows(
         "window": window,
         "default_zone": default_zone,
     }
-    return (await session.execute(_CLAIM, params)).all()
+    if defer is None:
+        return (await session.execute(_CLAIM, params)).all()
+    return await defer(session, _CLAIM_AND_QUEUE, params)
 
 
 async def claim_due_recap_rows(
-    session: AsyncSession, *, now: datetime, zones: list[str], window: timedelta, default_zone: str
+    session: AsyncSession,
+    *,
+    now: datetime,
+    zones: list[str],
+    grace: timedelta,
+    window: timedelta,
+    default_zone: str,
+    defer: job_repository.Deferrer | None = None,
 ) -> Rows:
     """Insert the ``resumos`` row of every weekly recap due at ``now`` within ``window``:
-    (summary id, group id, due at) per claim."""
-    params = {"now": now, "zones": zones, "window": window, "default_zone": default_zone}
-    return (await session.execute(_RECAP_CLAIM, params)).all()
+    (summary id, group id, due at) per claim; with ``defer``, and its job (deadline ``grace``
+    after it was due)."""
+    params = {
+        "now": now,
+        "zones": zones,
+        "grace": grace,
+        "window": window,
+        "default_zone": default_zone,
+    }
+    if defer is None:
+        return (await session.execute(_RECAP_CLAIM, params)).all()
+    return await defer(session, _RECAP_CLAIM_AND_QUEUE, params)
 
 
 async def claim_due_digest_rows(
@@ -252,17 +333,23 @@ async def claim_due_digest_rows(
     *,
     now: datetime,
     zones: list[str],
+    grace: timedelta,
     window: timedelta,
     wait: timedelta,
     default_zone: str,
+    defer: job_repository.Deferrer | None = None,
 ) -> Rows:
     """Insert the ``resumos_dono`` row of every owner's digest due at ``now`` within ``window``
-    (``wait``: how long one waits for the day's summaries): (digest id, tenant id, due at)."""
+    (``wait``: how long one waits for the day's summaries): (digest id, tenant id, due at); with
+    ``defer``, and its job (deadline ``grace`` after it was due)."""
     params = {
         "now": now,
         "zones": zones,
+        "grace": grace,
         "window": window,
         "wait": wait,
         "default_zone": default_zone,
     }
-    return (await session.execute(_DIGEST_CLAIM, params)).all()
+    if defer is None:
+        return (await session.execute(_DIGEST_CLAIM, params)).all()
+    return await defer(session, _DIGEST_CLAIM_AND_QUEUE, params)

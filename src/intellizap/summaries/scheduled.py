@@ -9,11 +9,13 @@ passed while the service was down is skipped and logged. Ordinary ticks examine 
 minutes; every quarter hour a tick examines the whole catch-up window, so after downtime the
 missed summaries go out within 15 minutes.
 
-Claiming (the rows) and queueing (their jobs) happen in one transaction, the jobs inserted by a
-single statement however many are due, through the claim's own connection. Older versions
-committed the claim first and queued after, so a process dying in between left a ``pendente``
-summary no job would write; catch-up ticks (and each process's first tick) still re-queue such
-orphans (see ``repository.orphaned_summaries``).
+Claiming (the rows) and queueing (their jobs) happen in one statement, however many are due:
+the claim's own, which makes each claim's job from its row without the rows travelling to Python
+and back (``claims_repository``, ``jobs.deferrer``), so claims and jobs commit together. Older
+versions committed the claim first and queued after, so a process dying in between left a
+``pendente`` summary no job would write; catch-up ticks (and each process's first tick) still
+re-queue such orphans (see ``repository.orphaned_summaries``). After a burst the tick analyzes
+the job table (``jobs.refresh_queue_statistics``), once the jobs are committed.
 
 A summary's job carries its deadline, ``SUMMARY_CATCHUP_HOURS`` after its due time: a throttled
 or failing LLM provider makes it retry until then, not for a fixed number of attempts.
@@ -22,7 +24,7 @@ The same tick, after the daily claim has committed, claims the weekly recaps (``
 'semanal'``, on the group's ``resumo_semanal_dia`` at its hour; exactly once per group and week
 through their own partial unique index) and then the owners' daily digests (``resumos_dono``,
 unique per account and day; due once the day's summaries are written, see ``claims_repository``),
-each with its job in the claim's transaction, like the daily one.
+each with its jobs queued by its claim statement, like the daily one.
 """
 
 from __future__ import annotations
@@ -72,10 +74,12 @@ async def claim_due_summaries(
     queue: procrastinate.Blueprint | None = None,
 ) -> list[Claim]:
     """Create the ``resumos`` rows of every summary due at ``now``; each at most once per day.
-    Without ``full_catch_up`` only the last ``RECENT_WINDOW`` is examined. With ``queue``, each
-    claim's job is queued in the same transaction (all in one statement): claimed and queued
-    commit together, or neither does."""
+    Without ``full_catch_up`` only the last ``RECENT_WINDOW`` is examined. With ``queue``, the
+    claim statement also queues each claim's job (:func:`summary_job`'s, made in SQL): claimed
+    and queued commit together, or neither does; after a bulk defer the job table is analyzed,
+    the jobs already committed."""
     grace = timedelta(hours=settings.summary_catchup_hours)
+    defer = None if queue is None else jobs.deferrer(queue, SUMMARIZE_TASK)
     async with database.session() as session:
         rows = await claims_repository.claim_due_summary_rows(
             session,
@@ -84,19 +88,13 @@ async def claim_due_summaries(
             grace=grace,
             window=grace if full_catch_up else min(grace, RECENT_WINDOW),
             default_zone=settings.default_timezone,
+            defer=defer,
         )
-        claims = [
-            Claim(summary_id, group_id, due_at.astimezone(UTC))
-            for outcome, summary_id, group_id, due_at in rows
-            if outcome == "claimed"
-        ]
-        if queue is not None:
-            await jobs.defer_in_transaction(
-                session,
-                queue,
-                SUMMARIZE_TASK,
-                [summary_job(c.summary_id, c.group_id, c.due_at + grace) for c in claims],
-            )
+    claims = [
+        Claim(summary_id, group_id, due_at.astimezone(UTC))
+        for outcome, summary_id, group_id, due_at in rows
+        if outcome == "claimed"
+    ]
     if queue is not None:
         await jobs.refresh_queue_statistics(database, len(claims))
     for outcome, _, group_id, _ in rows:
@@ -110,7 +108,8 @@ async def claim_due_summaries(
 
 def summary_job(summary_id: uuid.UUID, group_id: uuid.UUID, deadline: datetime) -> jobs.JobSpec:
     """The job that writes a summary: one waiting per summary, one running per group, retried
-    until ``deadline`` (see ``summaries.tasks``)."""
+    until ``deadline`` (see ``summaries.tasks``). The tick's claims make the same in SQL
+    (``claims_repository``); this one is for summaries claimed apart (on demand, orphans)."""
     return jobs.JobSpec(
         args={"summary_id": str(summary_id), "deadline": deadline.isoformat()},
         queueing_lock=f"summary:{summary_id}",
@@ -127,26 +126,23 @@ async def claim_due_recaps(
     queue: procrastinate.Blueprint | None = None,
 ) -> list[Claim]:
     """Create the ``resumos`` row (``origem = 'semanal'``) of every weekly recap due at ``now``,
-    each at most once per group and week, with its job in the same transaction (``queue``)."""
+    each at most once per group and week, with its job (:func:`summary_job`'s) queued by the same
+    statement (``queue``)."""
     grace = timedelta(hours=settings.summary_catchup_hours)
+    defer = None if queue is None else jobs.deferrer(queue, RECAP_TASK)
     async with database.session() as session:
         rows = await claims_repository.claim_due_recap_rows(
             session,
             now=now,
             zones=await claims_repository.known_zones(database),
+            grace=grace,
             window=grace if full_catch_up else min(grace, RECENT_WINDOW),
             default_zone=settings.default_timezone,
+            defer=defer,
         )
-        claims = [
-            Claim(summary_id, group_id, due.astimezone(UTC)) for summary_id, group_id, due in rows
-        ]
-        if queue is not None:
-            await jobs.defer_in_transaction(
-                session,
-                queue,
-                RECAP_TASK,
-                [summary_job(c.summary_id, c.group_id, c.due_at + grace) for c in claims],
-            )
+    claims = [
+        Claim(summary_id, group_id, due.astimezone(UTC)) for summary_id, group_id, due in rows
+    ]
     if queue is not None:
         await jobs.refresh_queue_statistics(database, len(claims))
     return claims
@@ -171,37 +167,33 @@ async def claim_due_digests(
     queue: procrastinate.Blueprint | None = None,
 ) -> list[DigestClaim]:
     """Create the ``resumos_dono`` row of every owner's digest due at ``now`` (at most one per
-    account and local day), with its job in the same transaction (``queue``). Always looks over
-    the whole catch-up window: when a digest is due depends on the day's summaries, not only on
-    the clock (few accounts turn it on, so this costs little)."""
+    account and local day), with its job (:func:`digest_job`'s) queued by the same statement
+    (``queue``). Always looks over the whole catch-up window: when a digest is due depends on the
+    day's summaries, not only on the clock (few accounts turn it on, so this costs little)."""
     grace = timedelta(hours=settings.summary_catchup_hours)
+    defer = None if queue is None else jobs.deferrer(queue, DIGEST_TASK)
     async with database.session() as session:
         rows = await claims_repository.claim_due_digest_rows(
             session,
             now=now,
             zones=await claims_repository.known_zones(database),
+            grace=grace,
             window=grace,
             wait=min(DIGEST_WAIT, grace),
             default_zone=settings.default_timezone,
+            defer=defer,
         )
-        claims = [
-            DigestClaim(digest_id, tenant_id, due.astimezone(UTC))
-            for digest_id, tenant_id, due in rows
-        ]
-        if queue is not None:
-            await jobs.defer_in_transaction(
-                session,
-                queue,
-                DIGEST_TASK,
-                [digest_job(c.digest_id, c.tenant_id, c.due_at + grace) for c in claims],
-            )
+    claims = [
+        DigestClaim(digest_id, tenant_id, due.astimezone(UTC)) for digest_id, tenant_id, due in rows
+    ]
     if queue is not None:
         await jobs.refresh_queue_statistics(database, len(claims))
     return claims
 
 
 def digest_job(digest_id: uuid.UUID, tenant_id: uuid.UUID, deadline: datetime) -> jobs.JobSpec:
-    """The job that writes an owner's digest: one waiting per digest, one running per account."""
+    """The job that writes an owner's digest: one waiting per digest, one running per account.
+    The tick's claim makes the same in SQL (``claims_repository``); this one is for orphans."""
     return jobs.JobSpec(
         args={"digest_id": str(digest_id), "deadline": deadline.isoformat()},
         queueing_lock=f"digest:{digest_id}",
