@@ -345,7 +345,8 @@ async def refresh_queue_statistics(database: Database, deferred: int) -> None:
     thousands of jobs arrive at once that plan scans the queue once per waiting job (a second a
     fetch with 2,000 waiting: a worker took one job per second until autovacuum analyzed the
     table a minute later, see bench/burst.py). ``ANALYZE`` updates the statistics and so
-    invalidates those plans everywhere; it samples the table and takes a tenth of a second.
+    invalidates those plans everywhere; it samples the table (every column but the arguments)
+    and takes under a tenth of a second after 10,000 jobs.
     """
     if deferred < BULK_DEFER:
         return
