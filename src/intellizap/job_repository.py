@@ -1,5 +1,5 @@
 """The job queue's queries: procrastinate's tables and SQL functions, for the defers made in a
-transaction (:func:`intellizap.jobs.defer_rows`, :func:`intellizap.jobs.defer_in_transaction`),
+transaction (:func:`intellizap.jobs.deferrer`, :func:`intellizap.jobs.defer_in_transaction`),
 which features build their own statements around (:func:`deferring_statement`), and the
 operator's commands (:mod:`intellizap.job_admin`)."""
 
@@ -108,7 +108,7 @@ async def run_deferring(
 ) -> Rows:
     """Execute a statement of :func:`deferring_statement` in ``session``'s transaction, its
     jobs of ``task`` on ``queue``, its connection's cached plans forgotten first: made again,
-    for the tables as they are now (see :func:`intellizap.jobs.defer_rows`)."""
+    for the tables as they are now (see :func:`intellizap.jobs.deferrer`)."""
     await session.execute(_DISCARD_PLANS)
     result = await session.execute(statement, {**params, "job_queue": queue, "job_task": task})
     return result.all()

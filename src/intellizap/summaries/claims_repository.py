@@ -5,8 +5,10 @@ owners' digests due at an instant, each claimed by inserting its row (``resumos`
 unique key of ``resumos_dono`` (per account and day) settle concurrent claims.
 
 Each claim computes every tenant's local "now" once per time zone, not per tenant, and reads the
-groups only of the tenants due. The orphan sweeps stay with the rest of their rows' SQL
-(``repository.py``, ``rollups_repository.py``).
+groups only of the tenants due. Given a deferrer (``jobs.deferrer``), a claim statement also
+queues its claims' jobs, made in SQL from the rows it inserted (``job_repository``'s
+``deferring_statement``): a 09:00 burst's rows never travel to Python and back. The orphan
+sweeps stay with the rest of their rows' SQL (``repository.py``, ``rollups_repository.py``).
 """
 
 from __future__ import annotations
