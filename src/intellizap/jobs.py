@@ -316,10 +316,10 @@ class JobSpec:
 async def defer_in_transaction(
     session: AsyncSession, tasks: procrastinate.Blueprint, task: str, specs: Sequence[JobSpec]
 ) -> list[int]:
-    """Queue jobs of ``task`` listed in Python (rows already read: an on-demand summary, the
-    orphans a sweep logs one by one) in ``session``'s transaction, in one statement however
-    many; their ids. Through :func:`deferrer`, whose terms it has (commits with the
-    transaction, ``AlreadyEnqueued``)."""
+    """Queue jobs of ``task`` listed in Python (for rows the caller has already read: one job,
+    or rows it logs one by one) in ``session``'s transaction, in one statement however many;
+    their ids. Through :func:`deferrer`, whose terms it has (commits with the transaction,
+    ``AlreadyEnqueued``)."""
     if not specs:
         return []
     statement, params = job_repository.listed_jobs(
