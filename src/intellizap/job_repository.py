@@ -95,6 +95,18 @@ def listed_jobs(
     return _DEFER_LISTED, params
 
 
+def no_job_for(*, waiting: str, running: str) -> str:
+    """A condition for a feature's statement: no job waits with the queueing lock ``waiting``
+    and none runs with the lock ``running`` (both SQL expressions over the caller's rows). Both
+    lookups use procrastinate's partial unique indexes."""
+    return f"""
+        NOT EXISTS (SELECT 1 FROM procrastinate_jobs j
+                    WHERE j.status = 'todo' AND j.queueing_lock = {waiting})
+        AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j
+                        WHERE j.status = 'doing' AND j.lock = {running})
+    """  # noqa: S608 - the f-string only inserts the caller's constant SQL
+
+
 _DISCARD_PLANS = text("DISCARD PLANS")
 
 

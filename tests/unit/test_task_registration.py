@@ -43,3 +43,19 @@ def test_the_queue_module_names_no_feature() -> None:
     source = Path(jobs.__file__).read_text(encoding="utf-8")
     for feature in ("summaries", "ingest", "transcription", "frontend", "observability.jobs"):
         assert f"intellizap.{feature}" not in source
+
+
+def test_only_the_queue_repository_spells_the_queue_tables() -> None:
+    """Features reach procrastinate's tables and functions through ``job_repository`` (the
+    operator's metrics read them too, as they read every table; migrations create them)."""
+    package = Path(jobs.__file__).parent
+    allowed = {"job_repository.py", "job_admin.py"}  # job_admin: docstrings naming the table
+    spelled = [
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if "procrastinate_" in path.read_text(encoding="utf-8")
+        and path.name not in allowed
+        and not path.is_relative_to(package / "observability")
+        and not path.is_relative_to(package / "db" / "migrations")
+    ]
+    assert spelled == []

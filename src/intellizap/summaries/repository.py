@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Row, RowMapping, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from intellizap import job_repository
 from intellizap.db.engine import Database
 
 #: What a statement's ``.all()`` returns: rows of any columns.
@@ -113,24 +114,23 @@ _LAST_ON_DEMAND = text(
 
 # A summary not yet written (no content), old enough that its claim's own defer is long done, with
 # no job waiting for it (its queueing lock) and none writing a summary of its group (the lock):
-# it was claimed by a process that died before queueing it. Both job lookups use procrastinate's
-# partial unique indexes; the pending rows come from the partial index of migration 0006.
+# it was claimed by a process that died before queueing it. The pending rows come from the
+# partial index of migration 0006.
+_NO_SUMMARY_JOB = job_repository.no_job_for(
+    waiting="'summary:' || CAST(r.id AS text)",
+    running="'summary-group:' || CAST(r.grupo_id AS text)",
+)
 _ORPHANS = text(
-    """
+    f"""
     SELECT r.id, r.grupo_id, r.origem = 'semanal' AS weekly FROM resumos r
     WHERE r.status = 'pendente' AND r.conteudo IS NULL
       AND EXISTS (SELECT 1 FROM grupos g WHERE g.id = r.grupo_id AND g.usuario_id = r.usuario_id)
       AND r.created_at < now() - make_interval(secs => :settle)
       AND r.created_at > now() - interval '1 day'
-      AND NOT EXISTS (
-          SELECT 1 FROM procrastinate_jobs j
-          WHERE j.status = 'todo' AND j.queueing_lock = 'summary:' || CAST(r.id AS text))
-      AND NOT EXISTS (
-          SELECT 1 FROM procrastinate_jobs j
-          WHERE j.status = 'doing' AND j.lock = 'summary-group:' || CAST(r.grupo_id AS text))
+      AND {_NO_SUMMARY_JOB}
     ORDER BY r.created_at
     LIMIT 1000
-    """
+    """  # noqa: S608 - the f-string only inserts constant SQL
 )
 
 # The (usuario_id, …) filter walks each of the tenant's groups' (grupo_id, created_at) index.

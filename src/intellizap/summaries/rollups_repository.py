@@ -17,26 +17,26 @@ from typing import Any
 from sqlalchemy import RowMapping, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from intellizap import job_repository
 from intellizap.db.engine import Database
 from intellizap.summaries.repository import GROUP_SETTINGS, MAX_REASON_CHARS, Rows
 
 # Digests claimed before their job existed (only a hand-made row now: claims queue their job in
 # their own transaction), with no job waiting for them and none running for the account.
+_NO_DIGEST_JOB = job_repository.no_job_for(
+    waiting="'digest:' || CAST(d.id AS text)",
+    running="'digest-account:' || CAST(d.usuario_id AS text)",
+)
 _DIGEST_ORPHANS = text(
-    """
+    f"""
     SELECT d.id, d.usuario_id FROM resumos_dono d
     WHERE d.status = 'pendente' AND d.conteudo IS NULL
       AND d.created_at < now() - make_interval(secs => :settle)
       AND d.created_at > now() - interval '1 day'
-      AND NOT EXISTS (
-          SELECT 1 FROM procrastinate_jobs j
-          WHERE j.status = 'todo' AND j.queueing_lock = 'digest:' || CAST(d.id AS text))
-      AND NOT EXISTS (
-          SELECT 1 FROM procrastinate_jobs j
-          WHERE j.status = 'doing' AND j.lock = 'digest-account:' || CAST(d.usuario_id AS text))
+      AND {_NO_DIGEST_JOB}
     ORDER BY d.created_at
     LIMIT 1000
-    """
+    """  # noqa: S608 - the f-string only inserts constant SQL
 )
 
 # -- the recap's job ------------------------------------------------------------------------------
