@@ -1,8 +1,8 @@
 """The report of ``bench/burst.py``: one run's figures from its samples and sends (time from the
 due minute to the claim and to the first, median and last send; CPU-ms per summary of the
 workers and of PostgreSQL, net of their idle CPU and raw; worker CPU busy % (and the % it was
-ready to run but waited for a core) and slot occupancy;
-LLM calls and 429s; whether every group got its summary exactly once), the drain's timeline with
+ready to run but waited for a core), also over the steady part (10th to 90th percentile send);
+slot occupancy; LLM calls and 429s; whether every group got its summary exactly once), the drain's timeline with
 ``--timeline``, the printed report with the direct baseline beside it, and a labelled, linear
 extrapolation to 10,000 and 100,000 summaries within 60 s."""
 
@@ -15,7 +15,7 @@ import statistics
 from collections import Counter
 from typing import Any
 
-from burst_drain import Run
+from burst_drain import Run, Sample
 
 
 def report(args: argparse.Namespace, run: Run, baseline: dict[str, float] | None) -> dict[str, Any]:
@@ -39,6 +39,13 @@ def report(args: argparse.Namespace, run: Run, baseline: dict[str, float] | None
         and set(run.per_group.values()) == {1}
         and run.statuses == Counter({"enviado": args.groups})
     )
+    # The steady part of the drain: from the 10th to the 90th percentile send, without the
+    # ramp (nothing to do while the first LLM answers are awaited) and the tail (the last paced
+    # sends).
+    middle = [start, end]
+    if len(sends) >= 10:
+        middle = [_nearest(drain, run.due + sends[int(q * (len(sends) - 1))]) for q in (0.1, 0.9)]
+    middle_wall = max(1e-6, middle[1].at - middle[0].at)
     result: dict[str, Any] = {
         "groups": args.groups,
         "tenants": args.tenants,
@@ -64,6 +71,12 @@ def report(args: argparse.Namespace, run: Run, baseline: dict[str, float] | None
         "load_average": os.getloadavg(),
         "worker_cpu_busy_pct": 100 * worker_cpu / wall / args.workers,
         "worker_cpu_wait_pct": 100 * (end.worker_wait - start.worker_wait) / wall / args.workers,
+        "steady_worker_cpu_busy_pct": (
+            100 * (middle[1].worker_cpu - middle[0].worker_cpu) / middle_wall / args.workers
+        ),
+        "steady_worker_cpu_wait_pct": (
+            100 * (middle[1].worker_wait - middle[0].worker_wait) / middle_wall / args.workers
+        ),
         "slot_occupancy_pct": 100 * statistics.mean(s.doing for s in busy) / slots if busy else 0,
         "summary_slot_occupancy_pct": (
             100 * statistics.mean(s.summarizing for s in busy) / slots if busy else 0
@@ -99,6 +112,10 @@ def report(args: argparse.Namespace, run: Run, baseline: dict[str, float] | None
     return result
 
 
+def _nearest(samples: list[Sample], at: float) -> Sample:
+    return min(samples, key=lambda sample: abs(sample.at - at))
+
+
 def print_report(r: dict[str, Any]) -> None:
     throttle = f", throttled to {r['throttle_rps']} req/s" if r["throttle_rps"] else ""
     interval = r["send_interval"] if r["send_interval"] is not None else "default"
@@ -130,6 +147,11 @@ def print_report(r: dict[str, Any]) -> None:
         f"worker CPU busy      : {r['worker_cpu_busy_pct']:.0f} % of one core per worker,"
         f" and {r['worker_cpu_wait_pct']:.0f} % more ready to run but waiting for a core"
         " (held back by the machine's other work)"
+    )
+    print(
+        f"  steady part         : {r['steady_worker_cpu_busy_pct']:.0f} % busy and "
+        f"{r['steady_worker_cpu_wait_pct']:.0f} % waiting for a core, from the 10th to the 90th"
+        " percentile send (no ramp, no tail)"
     )
     load = ", ".join(f"{x:.1f}" for x in r["load_average"])
     print(f"machine load average : {load} (other work competes for the cores)")
