@@ -14,8 +14,9 @@ sweeps stay with the rest of their rows' SQL (``repository.py``, ``rollups_repos
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from intellizap import job_repository
@@ -278,6 +279,19 @@ async def known_zones(database: Database) -> list[str]:
     return _zones
 
 
+async def _claim(
+    session: AsyncSession,
+    claim: TextClause,
+    claim_and_queue: TextClause,
+    params: dict[str, Any],
+    defer: job_repository.Deferrer | None,
+) -> Rows:
+    """Run a claim: alone, or with ``defer`` its variant that also queues the claims' jobs."""
+    if defer is None:
+        return (await session.execute(claim, params)).all()
+    return await defer(session, claim_and_queue, params)
+
+
 async def claim_due_summary_rows(
     session: AsyncSession,
     *,
@@ -300,9 +314,7 @@ async def claim_due_summary_rows(
         "window": window,
         "default_zone": default_zone,
     }
-    if defer is None:
-        return (await session.execute(_CLAIM, params)).all()
-    return await defer(session, _CLAIM_AND_QUEUE, params)
+    return await _claim(session, _CLAIM, _CLAIM_AND_QUEUE, params, defer)
 
 
 async def claim_due_recap_rows(
@@ -325,9 +337,7 @@ async def claim_due_recap_rows(
         "window": window,
         "default_zone": default_zone,
     }
-    if defer is None:
-        return (await session.execute(_RECAP_CLAIM, params)).all()
-    return await defer(session, _RECAP_CLAIM_AND_QUEUE, params)
+    return await _claim(session, _RECAP_CLAIM, _RECAP_CLAIM_AND_QUEUE, params, defer)
 
 
 async def claim_due_digest_rows(
@@ -352,6 +362,4 @@ async def claim_due_digest_rows(
         "wait": wait,
         "default_zone": default_zone,
     }
-    if defer is None:
-        return (await session.execute(_DIGEST_CLAIM, params)).all()
-    return await defer(session, _DIGEST_CLAIM_AND_QUEUE, params)
+    return await _claim(session, _DIGEST_CLAIM, _DIGEST_CLAIM_AND_QUEUE, params, defer)
