@@ -48,7 +48,14 @@ from tests.fakes.openai import FakeOpenAI
 from burst_database import ZONE, fill
 from burst_drain import Run, follow, idle_rates
 from burst_report import report
-from burst_workers import EVOLUTION_KEY, PLATFORM_KEY, start_workers, stop_workers, worker_env
+from burst_workers import (
+    EVOLUTION_KEY,
+    PLATFORM_KEY,
+    slots_per_worker,
+    start_workers,
+    stop_workers,
+    worker_env,
+)
 from embedded_db import embedded_server
 from intellizap.db import migrate
 from intellizap.db.engine import Database
@@ -141,12 +148,26 @@ async def burst(args: argparse.Namespace) -> dict[str, Any]:
 async def direct_client(llm_url: str, evolution_url: str, n: int, concurrency: int) -> float:
     """Seconds of CPU the calls themselves took (imports excluded)."""
     import httpx
+    import httpx2
     import openai
 
     started = time.process_time()
-    llm = openai.AsyncOpenAI(api_key=PLATFORM_KEY, base_url=llm_url, max_retries=0)
+    # A connection kept for every slot (the SDK's default keeps 100: beyond, each call would
+    # connect anew), idle ones dropped before the server's own 5-s idle timeout (a request on a
+    # connection being closed fails with a read error), as the product's clients do.
+    llm_pool = httpx2.Limits(
+        max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=2.0
+    )
+    llm = openai.AsyncOpenAI(
+        api_key=PLATFORM_KEY,
+        base_url=llm_url,
+        max_retries=2,  # a connection the fake server dropped (nothing was asked): ask again
+        http_client=openai.DefaultAsyncHttpxClient(limits=llm_pool),
+    )
     slots = asyncio.Semaphore(concurrency)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    limits = httpx.Limits(
+        max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=2.0
+    )
     async with httpx.AsyncClient(base_url=evolution_url, limits=limits, timeout=60) as evolution:
 
         async def one(i: int) -> None:
@@ -169,7 +190,7 @@ async def direct_client(llm_url: str, evolution_url: str, n: int, concurrency: i
 
 
 def direct_baseline(args: argparse.Namespace, llm_url: str, evolution_url: str) -> dict[str, float]:
-    concurrency = (args.concurrency or 100) * args.workers
+    concurrency = slots_per_worker(args) * args.workers
     command = [
         sys.executable,
         __file__,

@@ -3,7 +3,8 @@
 exited children and its live children (the backends), so the burst can charge each summary its
 share of the worker's and of the database's CPU; and how long a process was ready to run but
 waited for a core (:func:`run_queue_wait`), which tells a worker held back by the machine's
-other work from one with nothing to do."""
+other work from one with nothing to do; and a process's peak resident memory
+(:func:`peak_memory_mb`)."""
 
 from __future__ import annotations
 
@@ -53,3 +54,15 @@ def run_queue_wait(pid: int) -> float:
         except (OSError, IndexError, ValueError):
             continue
     return total / 1e9
+
+
+def peak_memory_mb(pid: int) -> float:
+    """The most resident memory ``pid`` has used so far (``VmHWM``), in MiB; 0 if unknown."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0

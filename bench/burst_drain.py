@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import text
 
-from burst_cpu import postgres_cpu, process_cpu, run_queue_wait
+from burst_cpu import peak_memory_mb, postgres_cpu, process_cpu, run_queue_wait
 from burst_database import PROGRESS
 from intellizap.db.engine import Database
 
@@ -51,6 +51,8 @@ class Run:
     """CPU seconds per second the workers use with nothing to do (polling, heartbeats)."""
     idle_postgres_cpu: float = 0.0
     """The same for PostgreSQL, including this script's own sampling queries."""
+    worker_peak_mb: float = 0.0
+    """The largest peak resident memory of a worker process over the drain."""
 
 
 async def idle_rates(
@@ -103,6 +105,7 @@ async def follow(
                 sum(run_queue_wait(w.pid) for w in workers),
             )
         )
+        run.worker_peak_mb = max(run.worker_peak_mb, *(peak_memory_mb(w.pid) for w in workers))
         if any(w.poll() is not None for w in workers):
             raise RuntimeError("a worker process exited during the run")
         if claimed >= expected and finished >= expected and sent() >= expected:

@@ -2,9 +2,10 @@
 due minute to the claim and to the first, median and last send; CPU-ms per summary of the
 workers and of PostgreSQL, net of their idle CPU and raw; worker CPU busy % (and the % it was
 ready to run but waited for a core), also over the steady part (10th to 90th percentile send);
-slot occupancy; LLM calls and 429s; whether every group got its summary exactly once), the drain's timeline with
-``--timeline``, the printed report with the direct baseline beside it, and a labelled, linear
-extrapolation to 10,000 and 100,000 summaries within 60 s."""
+slot occupancy (the mean, and how often every slot was taken with summaries waiting); the
+workers' peak memory; LLM calls and 429s; whether every group got its summary exactly once),
+the drain's timeline with ``--timeline``, the printed report with the direct baseline beside it,
+and a labelled, linear extrapolation to 10,000 and 100,000 summaries within 60 s."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from collections import Counter
 from typing import Any
 
 from burst_drain import Run, Sample
+from burst_workers import slots_per_worker
 
 
 def report(args: argparse.Namespace, run: Run, baseline: dict[str, float] | None) -> dict[str, Any]:
@@ -28,8 +30,9 @@ def report(args: argparse.Namespace, run: Run, baseline: dict[str, float] | None
     wall = max(1e-6, end.at - start.at)
     worker_cpu = end.worker_cpu - start.worker_cpu
     postgres_cpu = end.postgres_cpu - start.postgres_cpu
-    slots = (args.concurrency or 100) * args.workers
+    slots = slots_per_worker(args) * args.workers
     busy = [s for s in drain if s.at <= end.at]
+    full = [s for s in busy if s.doing >= slots and s.summaries_waiting > 0]
     queued_at = next((s.at - run.due for s in drain if s.claimed >= args.groups), None)
     n = max(1, run.statuses["enviado"])
     net_worker_cpu = worker_cpu - run.idle_worker_cpu * wall
@@ -81,6 +84,10 @@ def report(args: argparse.Namespace, run: Run, baseline: dict[str, float] | None
         "summary_slot_occupancy_pct": (
             100 * statistics.mean(s.summarizing for s in busy) / slots if busy else 0
         ),
+        # The mean hides the waves of a burst: a wave of summaries taken at once is answered at
+        # once, and while its answers are processed the slots may all be taken with jobs waiting.
+        "slots_full_pct": 100 * len(full) / len(busy) if busy else 0,
+        "worker_peak_memory_mb": run.worker_peak_mb,
         "llm_calls": run.llm_calls,
         "llm_refused_429": run.llm_refused,
         "statuses": dict(run.statuses),
@@ -157,8 +164,10 @@ def print_report(r: dict[str, Any]) -> None:
     print(f"machine load average : {load} (other work competes for the cores)")
     print(
         f"slot occupancy       : {r['slot_occupancy_pct']:.0f} % of the slots "
-        f"({r['summary_slot_occupancy_pct']:.0f} % writing summaries)"
+        f"({r['summary_slot_occupancy_pct']:.0f} % writing summaries); all taken, with summaries"
+        f" waiting, in {r['slots_full_pct']:.0f} % of the samples"
     )
+    print(f"worker memory        : {r['worker_peak_memory_mb']:.0f} MiB at its peak (VmHWM)")
     print(f"LLM calls            : {r['llm_calls']:,} ({r['llm_refused_429']:,} refused with 429)")
     print(
         f"outcome              : {r['statuses']}{' ' + str(r['reasons']) if r['reasons'] else ''}"
@@ -199,10 +208,11 @@ def print_extrapolation(r: dict[str, Any]) -> None:
         worker_cores = rate * worker_ms / 1000 / 0.8
         postgres_cores = rate * postgres_ms / 1000 / 0.8
         in_flight = rate * latency
-        per_worker = min(in_flight / max(1, math.ceil(worker_cores)), 1000)
+        # Twice the mean: a burst's summaries are taken and answered in waves (README).
+        per_worker = min(2 * in_flight / max(1, math.ceil(worker_cores)), 1000)
         print(
             f"  {target:>7,} summaries in 60 s: {rate:,.0f}/s, {math.ceil(worker_cores)} worker "
             f"processes (cores), {postgres_cores:.1f} PostgreSQL cores, ~{in_flight:,.0f} LLM "
-            f"calls in flight (WORKER_CONCURRENCY ~{per_worker:,.0f} each), provider "
+            f"calls in flight (WORKER_CONCURRENCY ~{per_worker:,.0f} each, for the waves), provider "
             f"limit >= {rate * 60:,.0f} requests/min"
         )

@@ -16,8 +16,15 @@ if TYPE_CHECKING:
     from tests.fakes.evolution import FakeEvolution
     from tests.fakes.openai import FakeOpenAI
 
+from intellizap.settings import Settings
+
 PLATFORM_KEY = "sk-bench-platform-key-0123456789"
 EVOLUTION_KEY = "bench-evolution-global-key-0123"
+
+
+def slots_per_worker(args: argparse.Namespace) -> int:
+    """``--concurrency``, or the product's default ``WORKER_CONCURRENCY``."""
+    return args.concurrency or int(Settings.model_fields["worker_concurrency"].default)
 
 
 def worker_env(

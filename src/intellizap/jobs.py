@@ -158,7 +158,11 @@ async def worker_context(settings: Settings, url: str) -> AsyncIterator[WorkerCo
         connect_timeout=settings.database_connect_timeout,
     )
     evolution = EvolutionClient.from_settings(settings)
-    llm = Llm(settings.openai_base_url, max_wait=settings.llm_max_wait_seconds)
+    llm = Llm(
+        settings.openai_base_url,
+        max_wait=settings.llm_max_wait_seconds,
+        connections=settings.worker_concurrency,
+    )
     try:
         yield WorkerContext(settings=settings, database=database, evolution=evolution, llm=llm)
     finally:

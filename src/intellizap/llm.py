@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+import httpx2
 import openai
 from pydantic import SecretStr
 
@@ -128,11 +129,19 @@ class Llm:
         timeout: float = 120.0,
         max_wait: float = 30.0,
         max_clients: int = 256,
+        connections: int = 100,
     ) -> None:
         self._base_url = base_url
         self._timeout = timeout
         self._max_wait = max_wait
         self._max_clients = max_clients
+        # Every slot of a worker may call the same key at once (the platform key): beyond the
+        # pool's idle connections each call would open a new one (a TLS handshake) and close it.
+        # Idle ones are dropped after 2 s, before a server's own idle timeout (5 s for uvicorn
+        # and Node) can close a connection a request is being sent on.
+        self._pool_limits = httpx2.Limits(
+            max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=2.0
+        )
         self._clients: OrderedDict[str, openai.AsyncOpenAI] = OrderedDict()
         self._limits: OrderedDict[tuple[str, str], ProviderLimits] = OrderedDict()
 
@@ -141,7 +150,11 @@ class Llm:
         if client is None:
             # Retries are the job queue's business (durable, with backoff), not the SDK's.
             client = openai.AsyncOpenAI(
-                api_key=key.secret, base_url=self._base_url, timeout=self._timeout, max_retries=0
+                api_key=key.secret,
+                base_url=self._base_url,
+                timeout=self._timeout,
+                max_retries=0,
+                http_client=openai.DefaultAsyncHttpxClient(limits=self._pool_limits),
             )
             self._clients[key.secret] = client
             while len(self._clients) > self._max_clients:

@@ -135,8 +135,10 @@ class Settings(BaseSettings):
     )
 
     # -- job queue ------------------------------------------------------------------------------
+    # Sized so that one process stays CPU-bound through a peak minute: jobs taken together are
+    # answered together, so slots must cover the waves, not only the mean (bench/burst.py).
     worker_concurrency: int = Field(
-        default=100,
+        default=250,
         ge=1,
         le=1000,
         description="jobs one worker runs at once; they mostly wait on the LLM and Evolution",

@@ -34,6 +34,8 @@ class RecordedRequest:
     at: float
     query: dict[str, str] = field(default_factory=dict)
     status: int | None = None
+    peer: tuple[str, int] | None = None
+    """The client's address and port: one per TCP connection, so reused connections show."""
 
     @property
     def apikey(self) -> str | None:
@@ -183,6 +185,7 @@ class FakeServer:
                 parsed,
                 time.monotonic(),
                 dict(request.query_params),
+                peer=(request.client.host, request.client.port) if request.client else None,
             )
             with self.lock:
                 self._requests.append(record)

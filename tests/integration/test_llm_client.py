@@ -3,6 +3,7 @@ over real HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -149,3 +150,27 @@ async def test_llm_oga_file_name_is_rejected(ai: FakeOpenAI, llm: Llm) -> None:
     assert "Invalid file format" in str(caught.value)
     assert [t.filename for t in ai.transcriptions] == ["voice.oga"]
     assert_no_secret(caught.value, OWN_KEY)
+
+
+async def test_every_slot_keeps_its_connection_to_the_provider(ai: FakeOpenAI) -> None:
+    """A worker's slots all call the platform key at once. With more of them than the SDK's
+    default pool keeps (100), each wave of calls would open (TLS, in production) and close the
+    connections beyond it; the client keeps one per slot."""
+    slots = 120
+    ai.latency = 0.3  # the calls of a wave overlap, each on a connection of its own
+    llm = Llm(ai.url, timeout=10.0, connections=slots)
+    key = choose_key(None, SecretStr(PLATFORM_KEY))
+    try:
+        for _wave in range(2):
+            await asyncio.gather(
+                *(
+                    llm.complete(key, model="gpt-test", messages=MESSAGES, max_tokens=10)
+                    for _ in range(slots)
+                )
+            )
+    finally:
+        await llm.aclose()
+
+    calls = ai.requests_to("/chat/completions")
+    assert len(calls) == 2 * slots
+    assert len({call.peer for call in calls}) == slots  # the second wave reused the first's
