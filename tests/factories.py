@@ -14,7 +14,9 @@ from intellizap.db.models import Group, Tenant
 async def create_tenant(
     database: Database, instance: str = "acme-support", **values: Any
 ) -> Tenant:
-    tenant = Tenant(instance=instance, summary_time="20:00", transcription_enabled=False, **values)
+    """A tenant with no daily summary hour unless ``summary_time`` is given: a test running a
+    real worker must not find a scheduled summary due because of the hour it runs at."""
+    tenant = Tenant(instance=instance, transcription_enabled=False, **values)
     async with database.session() as session:
         session.add(tenant)
     return tenant
