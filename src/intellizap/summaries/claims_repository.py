@@ -98,22 +98,16 @@ _CLAIM_CTES = f"""
            OR (day + at_time <= local_now - :grace
                AND day + at_time > local_now - :grace - interval '1 minute')
     ),
-    -- A tenant with a group limit: its active groups ranked, the first max_grupos summarised.
-    -- Without one (most): its groups with summaries on, through their partial index, with no
-    -- ranking (sorting each tenant's groups was half of reading a burst's 10,000 groups).
     due_groups AS (
-        SELECT g.id AS group_id, due.tenant_id, due.day, due.at_local, due.local_now, due.zone
+        SELECT g.id AS group_id, due.tenant_id, due.day, due.at_local, due.local_now, g.rank,
+               due.max_grupos, g.resumo_ativo, due.zone
         FROM due
         CROSS JOIN LATERAL (
             SELECT id, resumo_ativo,
                    row_number() OVER (ORDER BY created_at, id) AS rank
             FROM grupos WHERE usuario_id = due.tenant_id AND ativo
         ) AS g
-        WHERE due.max_grupos IS NOT NULL AND g.resumo_ativo AND g.rank <= due.max_grupos
-        UNION ALL
-        SELECT g.id, due.tenant_id, due.day, due.at_local, due.local_now, due.zone
-        FROM due JOIN grupos g ON g.usuario_id = due.tenant_id
-        WHERE due.max_grupos IS NULL AND g.ativo AND g.resumo_ativo
+        WHERE g.resumo_ativo AND (due.max_grupos IS NULL OR g.rank <= due.max_grupos)
     ),
     -- The due groups not claimed yet (most of a catch-up tick's window is): an index probe each,
     -- much cheaper than an insert that conflicts; ON CONFLICT below still settles concurrent
