@@ -34,6 +34,10 @@ _LOCAL_NOW = """
     COALESCE(zn.zone, :default_zone) AS zone
 """
 
+# The day of the most recent local occurrence of ``at_time``: today's, or yesterday's when
+# today's is still ahead (so 23:30 caught up at 00:45 belongs to the day before).
+_LATEST_DAY = "CAST(local_now AS date) - CAST(CAST(local_now AS time) < at_time AS integer) AS day"
+
 
 def iso_instant(instant: str) -> str:
     """SQL writing ``instant`` (a ``timestamptz`` expression) as Python's ``isoformat()`` writes
@@ -87,7 +91,7 @@ _CLAIM_CTES = f"""
     -- today's is still ahead (so 23:30 caught up at 00:45 belongs to the day before).
     latest AS (
         SELECT id AS tenant_id, max_grupos, local_now, zone,
-               CAST(local_now AS date) - CAST(CAST(local_now AS time) < at_time AS integer) AS day,
+               {_LATEST_DAY},
                at_time
         FROM tenants
     ),
@@ -173,7 +177,7 @@ _RECAP_CTES = f"""
     ),
     latest AS (
         SELECT group_id, tenant_id, local_now, zone, weekday, at_time,
-               CAST(local_now AS date) - CAST(CAST(local_now AS time) < at_time AS integer) AS day
+               {_LATEST_DAY}
         FROM ranked WHERE at_time IS NOT NULL
     ),
     -- Due and not claimed yet, all read before the insert writes anything (the sort consumes
@@ -231,7 +235,7 @@ _DIGEST_CTES = f"""
     ),
     latest AS (
         SELECT tenant_id, at_time, local_now, zone,
-               CAST(local_now AS date) - CAST(CAST(local_now AS time) < at_time AS integer) AS day
+               {_LATEST_DAY}
         FROM tenants
     ),
     -- Read whole before the insert below (the sort consumes every row first), like the
