@@ -17,6 +17,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Integer,
     SmallInteger,
     String,
@@ -157,11 +158,19 @@ class Summary(Base):
     """A group summary, scheduled (once per local day) or on demand."""
 
     __tablename__ = "resumos"
+    # A group of its own account (migrations 0007 and 0011): the one key from a summary to its
+    # group, so that PostgREST finds one relationship between the two tables.
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["grupo_id", "usuario_id"],
+            ["grupos.id", "grupos.usuario_id"],
+            name="resumos_grupo_da_conta_fkey",
+            ondelete="CASCADE",
+        ),
+    )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
-    group_id: Mapped[uuid.UUID] = mapped_column(
-        "grupo_id", Uuid, ForeignKey("grupos.id", ondelete="CASCADE")
-    )
+    group_id: Mapped[uuid.UUID] = mapped_column("grupo_id", Uuid)
     tenant_id: Mapped[uuid.UUID] = mapped_column(
         "usuario_id", Uuid, ForeignKey("usuarios.id", ondelete="CASCADE")
     )
