@@ -13,6 +13,8 @@ sweeps stay with the rest of their rows' SQL (``repository.py``, ``rollups_repos
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -78,14 +80,16 @@ def _summary_jobs(claims: str) -> str:
 # tenant is then a hash-join probe and a comparison on columns a trigger keeps parsed (migration
 # 0005), and groups are read only for due tenants, by index. Tenants with no or an unknown zone
 # use DEFAULT_TIMEZONE. (Wall-clock comparison: on a daylight
-# saving change a summary inside the shifted hour may move by that hour, once.)
-_CLAIM_CTES = f"""
+# saving change a summary inside the shifted hour may move by that hour, once.) ``tenants`` is
+# an extra condition on ``usuarios u``.
+def _due_tenants(tenants: str = "") -> str:
+    return f"""
     {_ZONE_NOW},
     tenants AS (
         SELECT u.id, u.max_grupos, u.hora_resumo_local AS at_time, {_LOCAL_NOW}
         FROM usuarios u
         LEFT JOIN zone_now zn ON zn.zone = u.fuso_efetivo
-        WHERE u.hora_resumo_local IS NOT NULL
+        WHERE u.hora_resumo_local IS NOT NULL {tenants}
     ),
     -- The most recent local occurrence of each tenant's hour: today's, or yesterday's when
     -- today's is still ahead (so 23:30 caught up at 00:45 belongs to the day before).
@@ -101,7 +105,15 @@ _CLAIM_CTES = f"""
         WHERE day + at_time > local_now - :window
            OR (day + at_time <= local_now - :grace
                AND day + at_time > local_now - :grace - interval '1 minute')
-    ),
+    )
+    """  # noqa: S608 - the f-string only inserts constant SQL fragments
+
+
+# The tenants due, in a stable order: the tick claims their summaries in parts
+# (``:tenant_ids``), at once.
+_DUE_TENANTS = text(f"WITH {_due_tenants()} SELECT tenant_id FROM due ORDER BY tenant_id")  # noqa: S608
+_CLAIM_CTES = f"""
+    {_due_tenants("AND u.id = ANY(CAST(:tenant_ids AS uuid[]))")},
     due_groups AS (
         SELECT g.id AS group_id, due.tenant_id, due.day, due.at_local, due.local_now, g.rank,
                due.max_grupos, g.resumo_ativo, due.zone
@@ -296,7 +308,7 @@ async def _claim(
     return await defer(session, claim_and_queue, params)
 
 
-async def claim_due_summary_rows(
+async def due_summary_tenants(
     session: AsyncSession,
     *,
     now: datetime,
@@ -304,14 +316,38 @@ async def claim_due_summary_rows(
     grace: timedelta,
     window: timedelta,
     default_zone: str,
+) -> list[uuid.UUID]:
+    """The tenants whose daily summaries are due at ``now`` within ``window``, or whose catch-up
+    window (``grace``) just passed: what :func:`claim_due_summary_rows` examines."""
+    params = {
+        "now": now,
+        "zones": zones,
+        "grace": grace,
+        "window": window,
+        "default_zone": default_zone,
+    }
+    return list((await session.execute(_DUE_TENANTS, params)).scalars())
+
+
+async def claim_due_summary_rows(
+    session: AsyncSession,
+    *,
+    tenant_ids: Sequence[uuid.UUID],
+    now: datetime,
+    zones: list[str],
+    grace: timedelta,
+    window: timedelta,
+    default_zone: str,
     defer: job_repository.Deferrer | None = None,
 ) -> Rows:
-    """Insert the ``resumos`` row of every daily summary due at ``now`` within ``window``; one
-    row (outcome, summary id, group id, due at) per claim (``'claimed'``) and per summary whose
-    catch-up window (``grace``) passed unclaimed (``'missed'``, summary id and due at NULL).
-    With ``defer`` (``jobs.deferrer`` of the summary task) the same statement queues each
-    claim's job."""
+    """Insert the ``resumos`` row of every daily summary of ``tenant_ids`` due at ``now`` within
+    ``window`` (those :func:`due_summary_tenants` found, or some of them); one row (outcome,
+    summary id, group id, due at) per claim (``'claimed'``) and per summary whose catch-up
+    window (``grace``) passed unclaimed (``'missed'``, summary id and due at NULL). A tenant no
+    longer due by then is skipped. With ``defer`` (``jobs.deferrer`` of the summary task) the
+    same statement queues each claim's job."""
     params = {
+        "tenant_ids": list(tenant_ids),
         "now": now,
         "zones": zones,
         "grace": grace,

@@ -65,6 +65,21 @@ RECENT_WINDOW = timedelta(minutes=10)
 CATCH_UP_EVERY = 15
 
 
+#: A tick with many tenants due claims them in parts, at once, each part a transaction of its own
+#: on its own connection (its claims and their jobs commit together). A claim is PostgreSQL's
+#: CPU (each row's insert, keys and indexes, each job's triggers), one core per statement: a
+#: 09:00 burst's 10,000 claims took 1.7 s in one statement and 1.15 s in two on a 2-core server
+#: (bench/scheduler.py). Up to ``CLAIM_PARTS`` parts of at least ``CLAIM_PART_TENANTS`` tenants.
+CLAIM_PARTS = 4
+CLAIM_PART_TENANTS = 1_000
+
+
+def claim_parts(tenants: list[uuid.UUID]) -> list[list[uuid.UUID]]:
+    """``tenants`` dealt into the parts claimed at once: none for none, one for a few."""
+    count = min(CLAIM_PARTS, -(-len(tenants) // CLAIM_PART_TENANTS))
+    return [tenants[part::count] for part in range(count)]
+
+
 async def claim_due_summaries(
     database: Database,
     settings: Settings,
@@ -77,19 +92,32 @@ async def claim_due_summaries(
     Without ``full_catch_up`` only the last ``RECENT_WINDOW`` is examined. With ``queue``, the
     claim statement also queues each claim's job (:func:`summary_job`'s, made in SQL): claimed
     and queued commit together, or neither does; after a bulk defer the job table is analyzed,
-    the jobs already committed."""
+    the jobs already committed. Many tenants due are claimed in parts at once
+    (:func:`claim_parts`); a part that fails is raised once the others have committed theirs."""
     grace = timedelta(hours=settings.summary_catchup_hours)
-    defer = None if queue is None else jobs.deferrer(queue, SUMMARIZE_TASK)
+    window = grace if full_catch_up else min(grace, RECENT_WINDOW)
+    zones, zone = await claims_repository.known_zones(database), settings.default_timezone
     async with database.session() as session:
-        rows = await claims_repository.claim_due_summary_rows(
-            session,
-            now=now,
-            zones=await claims_repository.known_zones(database),
-            grace=grace,
-            window=grace if full_catch_up else min(grace, RECENT_WINDOW),
-            default_zone=settings.default_timezone,
-            defer=defer,
+        tenants = await claims_repository.due_summary_tenants(
+            session, now=now, zones=zones, grace=grace, window=window, default_zone=zone
         )
+    defer = None if queue is None else jobs.deferrer(queue, SUMMARIZE_TASK)
+
+    async def claim(part: list[uuid.UUID]) -> repository.Rows:
+        async with database.session() as session:
+            return await claims_repository.claim_due_summary_rows(
+                session,
+                tenant_ids=part,
+                now=now,
+                zones=zones,
+                grace=grace,
+                window=window,
+                default_zone=zone,
+                defer=defer,
+            )
+
+    parts = await asyncio.gather(*map(claim, claim_parts(tenants)), return_exceptions=True)
+    rows = [row for part in parts if not isinstance(part, BaseException) for row in part]
     claims = [
         Claim(summary_id, group_id, due_at.astimezone(UTC))
         for outcome, summary_id, group_id, due_at in rows
@@ -103,6 +131,9 @@ async def claim_due_summaries(
                 "scheduled summary skipped: the catch-up window passed while the service was down",
                 grupo_id=str(group_id),
             )
+    for part in parts:
+        if isinstance(part, BaseException):
+            raise part
     return claims
 
 
