@@ -5,16 +5,19 @@ owners' digests due at an instant, each claimed by inserting its row (``resumos`
 unique key of ``resumos_dono`` (per account and day) settle concurrent claims.
 
 Each claim computes every tenant's local "now" once per time zone, not per tenant, and reads the
-groups only of the tenants due. Given a deferrer (``jobs.deferrer``), a claim statement also
-queues its claims' jobs, made in SQL from the rows it inserted (``job_repository``'s
-``deferring_statement``): a 09:00 burst's rows never travel to Python and back. The orphan
-sweeps stay with the rest of their rows' SQL (``repository.py``, ``rollups_repository.py``).
+groups only of the tenants due. The daily claim takes the tenants to examine
+(:func:`due_summary_tenants` finds them): the tick claims a burst in parts, at once. Given a
+deferrer (``jobs.deferrer``), a claim statement also queues its claims' jobs, made in SQL from
+the rows it inserted (``job_repository``'s ``deferring_statement``): a 09:00 burst's rows never
+travel to Python and back. The orphan sweeps stay with the rest of their rows' SQL
+(``repository.py``, ``rollups_repository.py``).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +27,32 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from intellizap import job_repository
 from intellizap.db.engine import Database
 from intellizap.summaries.repository import Rows
+
+
+@dataclass(frozen=True, slots=True)
+class DueWindow:
+    """What a claim examines: the instant ``now`` and how far back (``window``); ``grace`` is the
+    catch-up window (a claim's deadline after it was due; a summary past it is reported missed);
+    ``zones`` are the time zones PostgreSQL knows (:func:`known_zones`), ``default_zone`` that of
+    tenants without one."""
+
+    now: datetime
+    window: timedelta
+    grace: timedelta
+    zones: list[str]
+    default_zone: str
+
+    def params(self, **more: Any) -> dict[str, Any]:
+        """The claim statements' parameters, and ``more``."""
+        return {
+            "now": self.now,
+            "window": self.window,
+            "grace": self.grace,
+            "zones": self.zones,
+            "default_zone": self.default_zone,
+            **more,
+        }
+
 
 _ZONE_NOW = """
     zone_now AS (
@@ -308,98 +337,44 @@ async def _claim(
     return await defer(session, claim_and_queue, params)
 
 
-async def due_summary_tenants(
-    session: AsyncSession,
-    *,
-    now: datetime,
-    zones: list[str],
-    grace: timedelta,
-    window: timedelta,
-    default_zone: str,
-) -> list[uuid.UUID]:
-    """The tenants whose daily summaries are due at ``now`` within ``window``, or whose catch-up
-    window (``grace``) just passed: what :func:`claim_due_summary_rows` examines."""
-    params = {
-        "now": now,
-        "zones": zones,
-        "grace": grace,
-        "window": window,
-        "default_zone": default_zone,
-    }
-    return list((await session.execute(_DUE_TENANTS, params)).scalars())
+async def due_summary_tenants(session: AsyncSession, due: DueWindow) -> list[uuid.UUID]:
+    """The tenants whose daily summaries are due within ``due``, or whose catch-up window just
+    passed: what :func:`claim_due_summary_rows` examines."""
+    return list((await session.execute(_DUE_TENANTS, due.params())).scalars())
 
 
 async def claim_due_summary_rows(
     session: AsyncSession,
-    *,
+    due: DueWindow,
     tenant_ids: Sequence[uuid.UUID],
-    now: datetime,
-    zones: list[str],
-    grace: timedelta,
-    window: timedelta,
-    default_zone: str,
     defer: job_repository.Deferrer | None = None,
 ) -> Rows:
-    """Insert the ``resumos`` row of every daily summary of ``tenant_ids`` due at ``now`` within
-    ``window`` (those :func:`due_summary_tenants` found, or some of them); one row (outcome,
-    summary id, group id, due at) per claim (``'claimed'``) and per summary whose catch-up
-    window (``grace``) passed unclaimed (``'missed'``, summary id and due at NULL). A tenant no
-    longer due by then is skipped. With ``defer`` (``jobs.deferrer`` of the summary task) the
-    same statement queues each claim's job."""
-    params = {
-        "tenant_ids": list(tenant_ids),
-        "now": now,
-        "zones": zones,
-        "grace": grace,
-        "window": window,
-        "default_zone": default_zone,
-    }
+    """Insert the ``resumos`` row of every daily summary of ``tenant_ids`` due within ``due``
+    (those :func:`due_summary_tenants` found, or some of them); one row (outcome, summary id,
+    group id, due at) per claim (``'claimed'``) and per summary whose catch-up window passed
+    unclaimed (``'missed'``, summary id and due at NULL). A tenant no longer due by then is
+    skipped. With ``defer`` (``jobs.deferrer`` of the summary task) the same statement queues
+    each claim's job."""
+    params = due.params(tenant_ids=list(tenant_ids))
     return await _claim(session, _CLAIM, _CLAIM_AND_QUEUE, params, defer)
 
 
 async def claim_due_recap_rows(
-    session: AsyncSession,
-    *,
-    now: datetime,
-    zones: list[str],
-    grace: timedelta,
-    window: timedelta,
-    default_zone: str,
-    defer: job_repository.Deferrer | None = None,
+    session: AsyncSession, due: DueWindow, defer: job_repository.Deferrer | None = None
 ) -> Rows:
-    """Insert the ``resumos`` row of every weekly recap due at ``now`` within ``window``:
-    (summary id, group id, due at) per claim; with ``defer``, and its job (deadline ``grace``
-    after it was due)."""
-    params = {
-        "now": now,
-        "zones": zones,
-        "grace": grace,
-        "window": window,
-        "default_zone": default_zone,
-    }
-    return await _claim(session, _RECAP_CLAIM, _RECAP_CLAIM_AND_QUEUE, params, defer)
+    """Insert the ``resumos`` row of every weekly recap due within ``due``: (summary id, group
+    id, due at) per claim; with ``defer``, and its job (deadline ``grace`` after it was due)."""
+    return await _claim(session, _RECAP_CLAIM, _RECAP_CLAIM_AND_QUEUE, due.params(), defer)
 
 
 async def claim_due_digest_rows(
     session: AsyncSession,
-    *,
-    now: datetime,
-    zones: list[str],
-    grace: timedelta,
-    window: timedelta,
+    due: DueWindow,
     wait: timedelta,
-    default_zone: str,
     defer: job_repository.Deferrer | None = None,
 ) -> Rows:
-    """Insert the ``resumos_dono`` row of every owner's digest due at ``now`` within ``window``
-    (``wait``: how long one waits for the day's summaries): (digest id, tenant id, due at); with
-    ``defer``, and its job (deadline ``grace`` after it was due)."""
-    params = {
-        "now": now,
-        "zones": zones,
-        "grace": grace,
-        "window": window,
-        "wait": wait,
-        "default_zone": default_zone,
-    }
+    """Insert the ``resumos_dono`` row of every owner's digest due within ``due`` (``wait``: how
+    long one waits for the day's summaries): (digest id, tenant id, due at); with ``defer``, and
+    its job (deadline ``grace`` after it was due)."""
+    params = due.params(wait=wait)
     return await _claim(session, _DIGEST_CLAIM, _DIGEST_CLAIM_AND_QUEUE, params, defer)

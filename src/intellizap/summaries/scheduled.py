@@ -1,16 +1,17 @@
 """The summary scheduler: every minute, claim the summaries that are due and queue them.
 
-One statement does it for every tenant at once (no loop over tenants): it finds the groups with
-``resumo_ativo`` whose summary hour has passed in their tenant's time zone (today, or
-yesterday for times near midnight) within the catch-up window, and inserts their ``resumos`` row.
+Set-based, for every tenant at once (no loop over tenants): one statement finds the tenants whose
+summary hour has passed in their time zone (today, or yesterday for times near midnight) within
+the catch-up window; another, for those tenants, inserts the ``resumos`` row of each of their
+groups with ``resumo_ativo`` — split into parts run at once when many are due (a 09:00 burst).
 The partial unique index on (``grupo_id``, ``data_referencia``) for ``origem = 'agendado'`` makes
 the claim exactly-once, whatever the number of workers, retries or restarts. A day whose window
 passed while the service was down is skipped and logged. Ordinary ticks examine only the last
 minutes; every quarter hour a tick examines the whole catch-up window, so after downtime the
 missed summaries go out within 15 minutes.
 
-Claiming (the rows) and queueing (their jobs) happen in one statement, however many are due:
-the claim's own, which makes each claim's job from its row without the rows travelling to Python
+Claiming (the rows) and queueing (their jobs) happen in one statement per part, however many
+are due: the claim's own, which makes each claim's job from its row without the rows travelling to Python
 and back (``claims_repository``, ``jobs.deferrer``), so claims and jobs commit together. Older
 versions committed the claim first and queued after, so a process dying in between left a
 ``pendente`` summary no job would write; catch-up ticks (and each process's first tick) still
@@ -65,6 +66,20 @@ RECENT_WINDOW = timedelta(minutes=10)
 CATCH_UP_EVERY = 15
 
 
+async def _due_window(
+    database: Database, settings: Settings, now: datetime, *, full_catch_up: bool
+) -> claims_repository.DueWindow:
+    """What a claim at ``now`` examines: the whole catch-up window, or its last minutes."""
+    grace = timedelta(hours=settings.summary_catchup_hours)
+    return claims_repository.DueWindow(
+        now=now,
+        window=grace if full_catch_up else min(grace, RECENT_WINDOW),
+        grace=grace,
+        zones=await claims_repository.known_zones(database),
+        default_zone=settings.default_timezone,
+    )
+
+
 #: A tick with many tenants due claims them in parts, at once, each part a transaction of its own
 #: on its own connection (its claims and their jobs commit together). A claim is PostgreSQL's
 #: CPU (each row's insert, keys and indexes, each job's triggers), one core per statement: a
@@ -94,27 +109,14 @@ async def claim_due_summaries(
     and queued commit together, or neither does; after a bulk defer the job table is analyzed,
     the jobs already committed. Many tenants due are claimed in parts at once
     (:func:`claim_parts`); a part that fails is raised once the others have committed theirs."""
-    grace = timedelta(hours=settings.summary_catchup_hours)
-    window = grace if full_catch_up else min(grace, RECENT_WINDOW)
-    zones, zone = await claims_repository.known_zones(database), settings.default_timezone
+    due = await _due_window(database, settings, now, full_catch_up=full_catch_up)
     async with database.session() as session:
-        tenants = await claims_repository.due_summary_tenants(
-            session, now=now, zones=zones, grace=grace, window=window, default_zone=zone
-        )
+        tenants = await claims_repository.due_summary_tenants(session, due)
     defer = None if queue is None else jobs.deferrer(queue, SUMMARIZE_TASK)
 
     async def claim(part: list[uuid.UUID]) -> repository.Rows:
         async with database.session() as session:
-            return await claims_repository.claim_due_summary_rows(
-                session,
-                tenant_ids=part,
-                now=now,
-                zones=zones,
-                grace=grace,
-                window=window,
-                default_zone=zone,
-                defer=defer,
-            )
+            return await claims_repository.claim_due_summary_rows(session, due, part, defer)
 
     parts = await asyncio.gather(*map(claim, claim_parts(tenants)), return_exceptions=True)
     rows = [row for part in parts if not isinstance(part, BaseException) for row in part]
@@ -159,18 +161,10 @@ async def claim_due_recaps(
     """Create the ``resumos`` row (``origem = 'semanal'``) of every weekly recap due at ``now``,
     each at most once per group and week, with its job (:func:`summary_job`'s) queued by the same
     statement (``queue``)."""
-    grace = timedelta(hours=settings.summary_catchup_hours)
+    due = await _due_window(database, settings, now, full_catch_up=full_catch_up)
     defer = None if queue is None else jobs.deferrer(queue, RECAP_TASK)
     async with database.session() as session:
-        rows = await claims_repository.claim_due_recap_rows(
-            session,
-            now=now,
-            zones=await claims_repository.known_zones(database),
-            grace=grace,
-            window=grace if full_catch_up else min(grace, RECENT_WINDOW),
-            default_zone=settings.default_timezone,
-            defer=defer,
-        )
+        rows = await claims_repository.claim_due_recap_rows(session, due, defer)
     claims = [
         Claim(summary_id, group_id, due.astimezone(UTC)) for summary_id, group_id, due in rows
     ]
@@ -201,18 +195,11 @@ async def claim_due_digests(
     account and local day), with its job (:func:`digest_job`'s) queued by the same statement
     (``queue``). Always looks over the whole catch-up window: when a digest is due depends on the
     day's summaries, not only on the clock (few accounts turn it on, so this costs little)."""
-    grace = timedelta(hours=settings.summary_catchup_hours)
+    due = await _due_window(database, settings, now, full_catch_up=True)
     defer = None if queue is None else jobs.deferrer(queue, DIGEST_TASK)
     async with database.session() as session:
         rows = await claims_repository.claim_due_digest_rows(
-            session,
-            now=now,
-            zones=await claims_repository.known_zones(database),
-            grace=grace,
-            window=grace,
-            wait=min(DIGEST_WAIT, grace),
-            default_zone=settings.default_timezone,
-            defer=defer,
+            session, due, min(DIGEST_WAIT, due.grace), defer
         )
     claims = [
         DigestClaim(digest_id, tenant_id, due.astimezone(UTC)) for digest_id, tenant_id, due in rows
