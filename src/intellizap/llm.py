@@ -7,10 +7,11 @@ and is **never** replaced by the platform key (the platform must not silently pa
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -113,7 +114,8 @@ class Completion:
 
 class Llm:
     """One SDK client and one copy of the provider's rate limits per key (and model), created on
-    first use; the least recently used are dropped beyond ``max_clients``.
+    first use; the least recently used are dropped beyond ``max_clients`` (a client closed, and
+    its connections with it, once its last call ended).
 
     Every call first waits for room in the key's limits (see :mod:`intellizap.rate_limits`), up
     to ``max_wait`` seconds; beyond that it raises :class:`RateLimited` at once, so the job
@@ -142,25 +144,38 @@ class Llm:
         self._pool_limits = httpx2.Limits(
             max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=2.0
         )
-        self._clients: OrderedDict[str, openai.AsyncOpenAI] = OrderedDict()
+        self._clients: OrderedDict[str, _Client] = OrderedDict()
         self._limits: OrderedDict[tuple[str, str], ProviderLimits] = OrderedDict()
 
-    def _client(self, key: ApiKey) -> openai.AsyncOpenAI:
+    @contextlib.asynccontextmanager
+    async def _client(self, key: ApiKey) -> AsyncIterator[openai.AsyncOpenAI]:
+        """The SDK client of ``key`` for one call. A client dropped beyond ``max_clients`` is
+        closed (its connections with it) once no call is using it."""
         client = self._clients.get(key.secret)
         if client is None:
             # Retries are the job queue's business (durable, with backoff), not the SDK's.
-            client = openai.AsyncOpenAI(
-                api_key=key.secret,
-                base_url=self._base_url,
-                timeout=self._timeout,
-                max_retries=0,
-                http_client=openai.DefaultAsyncHttpxClient(limits=self._pool_limits),
+            client = self._clients[key.secret] = _Client(
+                openai.AsyncOpenAI(
+                    api_key=key.secret,
+                    base_url=self._base_url,
+                    timeout=self._timeout,
+                    max_retries=0,
+                    http_client=openai.DefaultAsyncHttpxClient(limits=self._pool_limits),
+                )
             )
-            self._clients[key.secret] = client
-            while len(self._clients) > self._max_clients:
-                self._clients.popitem(last=False)
         self._clients.move_to_end(key.secret)
-        return client
+        client.calls += 1
+        try:
+            while len(self._clients) > self._max_clients:
+                _, dropped = self._clients.popitem(last=False)
+                dropped.dropped = True
+                if dropped.calls == 0:
+                    await dropped.sdk.close()
+            yield client.sdk
+        finally:
+            client.calls -= 1
+            if client.dropped and client.calls == 0:
+                await client.sdk.close()
 
     def limits(self, key: ApiKey, model: str) -> ProviderLimits:
         """This process's copy of the provider's limits for ``key`` and ``model``."""
@@ -205,16 +220,16 @@ class Llm:
         self, key: ApiKey, *, audio: bytes, filename: str, model: str, language: str = "pt"
     ) -> str:
         """Whisper: the text of ``audio``. The provider checks the file *name's* extension."""
-        client = self._client(key)
-        with observe_llm_call(kind="transcricao", model=model, key_owner=key.owner.value):
-            result = await self._call(
-                key,
-                model,
-                0,
-                lambda: client.audio.transcriptions.with_raw_response.create(
-                    model=model, file=(filename, audio), language=language
-                ),
-            )
+        async with self._client(key) as client:
+            with observe_llm_call(kind="transcricao", model=model, key_owner=key.owner.value):
+                result = await self._call(
+                    key,
+                    model,
+                    0,
+                    lambda: client.audio.transcriptions.with_raw_response.create(
+                        model=model, file=(filename, audio), language=language
+                    ),
+                )
         return result.text.strip()
 
     async def complete(
@@ -228,24 +243,24 @@ class Llm:
     ) -> Completion:
         """One chat completion. ``input_tokens`` (the prompt's size, when the caller counted it)
         plus ``max_tokens`` is what the provider's token limit is charged up front."""
-        client = self._client(key)
         prompt = input_tokens if input_tokens is not None else _rough_tokens(messages)
-        with observe_llm_call(kind="resumo", model=model, key_owner=key.owner.value) as call:
-            response = await self._call(
-                key,
-                model,
-                prompt + max_tokens,
-                lambda: client.chat.completions.with_raw_response.create(
-                    model=model,
-                    messages=messages,  # type: ignore[arg-type]
-                    max_tokens=max_tokens,
-                    temperature=0.2,
-                ),
-            )
-            usage = response.usage
-            call.tokens(
-                usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0
-            )
+        async with self._client(key) as client:
+            with observe_llm_call(kind="resumo", model=model, key_owner=key.owner.value) as call:
+                response = await self._call(
+                    key,
+                    model,
+                    prompt + max_tokens,
+                    lambda: client.chat.completions.with_raw_response.create(
+                        model=model,
+                        messages=messages,  # type: ignore[arg-type]
+                        max_tokens=max_tokens,
+                        temperature=0.2,
+                    ),
+                )
+                usage = response.usage
+                call.tokens(
+                    usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0
+                )
         return Completion(
             text=(response.choices[0].message.content or "").strip() if response.choices else "",
             model=response.model or model,
@@ -255,8 +270,17 @@ class Llm:
 
     async def aclose(self) -> None:
         for client in self._clients.values():
-            await client.close()
+            await client.sdk.close()
         self._clients.clear()
+
+
+@dataclass(eq=False, slots=True)
+class _Client:
+    """An SDK client of :class:`Llm`, the calls using it, and whether it was dropped."""
+
+    sdk: openai.AsyncOpenAI
+    calls: int = 0
+    dropped: bool = False
 
 
 #: Sends of one call (the first and the re-sends after a 429) before giving the job back.

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from urllib.parse import urlsplit
 
 import pytest
 from pydantic import SecretStr
 
 from intellizap.llm import (
+    ApiKey,
     InvalidApiKey,
     KeyOwner,
     Llm,
@@ -174,3 +176,50 @@ async def test_every_slot_keeps_its_connection_to_the_provider(ai: FakeOpenAI) -
     calls = ai.requests_to("/chat/completions")
     assert len(calls) == 2 * slots
     assert len({call.peer for call in calls}) == slots  # the second wave reused the first's
+
+
+def connections_to(url: str) -> int:
+    """This process's established TCP connections to the server at ``url`` (Linux)."""
+    port = f"{urlsplit(url).port:04X}"
+    established = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            for row in list(rows)[1:]:
+                _, _local, remote, state, *_ = row.split()
+                established += remote.endswith(f":{port}") and state == "01"
+    return established
+
+
+async def test_a_client_dropped_beyond_the_limit_closes_its_connections(ai: FakeOpenAI) -> None:
+    """Each key has its own client and connections (up to a slot each); one dropped to make room
+    for another key's closes them, once the calls still using it have ended."""
+    llm = Llm(ai.url, timeout=10.0, max_clients=2, connections=8)
+    keys = [choose_key(f"sk-tenant-{n}-0123456789abcdef", None) for n in range(3)]
+
+    async def calls(key: ApiKey, n: int) -> None:
+        await asyncio.gather(
+            *(
+                llm.complete(key, model="gpt-test", messages=MESSAGES, max_tokens=10)
+                for _ in range(n)
+            )
+        )
+
+    try:
+        ai.latency = 0.2  # the calls of a key overlap, each on a connection of its own
+        await calls(keys[0], 4)
+        first = connections_to(ai.url)
+        assert first >= 2
+        # A call of the first key is still running when a third key drops its client.
+        ai.latency = 1.0
+        running = asyncio.create_task(calls(keys[0], 1))
+        await asyncio.sleep(0.3)  # its request arrived: it is answered in 1 s, the next at once
+        ai.latency = 0.0
+        await calls(keys[1], 1)
+        await calls(keys[2], 1)  # the first key's client is the least recently used
+        assert connections_to(ai.url) == first + 1 + 1  # dropped, but one of its calls runs
+        await running  # and ends as usual
+        assert connections_to(ai.url) == 2
+    finally:
+        await llm.aclose()
+    assert connections_to(ai.url) == 0
+    assert len(ai.requests_to("/chat/completions")) == 7
