@@ -4,6 +4,7 @@ over real HTTP."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit
 
@@ -190,6 +191,7 @@ def connections_to(url: str) -> int:
     return established
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="counts sockets through /proc")
 async def test_a_client_dropped_beyond_the_limit_closes_its_connections(ai: FakeOpenAI) -> None:
     """Each key has its own client and connections (up to a slot each); one dropped to make room
     for another key's closes them, once the calls still using it have ended."""
