@@ -72,7 +72,7 @@ def test_every_pair_of_tables_the_frontend_reads_is_joined_by_one_key(supabase: 
     assert ambiguous == {}
 
 
-def test_a_summary_embeds_its_own_group_and_a_group_its_summaries(supabase: Supabase) -> None:
+def test_a_summary_embeds_its_own_group_and_account(supabase: Supabase) -> None:
     a = supabase.a
     assert embedded(supabase, "resumos", "grupos") == [(a.summary, a.group)]
     assert embedded(supabase, "resumos", "usuarios") == [(a.summary, a.user)]
