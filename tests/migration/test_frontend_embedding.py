@@ -99,7 +99,11 @@ def test_a_legacy_key_of_any_name_is_the_one_dropped(migration_server: str) -> N
             "ALTER TABLE resumos ADD CONSTRAINT fk_resumo_grupo FOREIGN KEY (grupo_id)"
             " REFERENCES grupos (id) ON DELETE CASCADE"
         )
-    migrate.upgrade(database.url)
+    with psycopg.connect(database.url, autocommit=True) as postgrest:
+        postgrest.execute("LISTEN pgrst")  # what PostgREST listens to for schema changes
+        migrate.upgrade(database.url)
+        heard = [n.payload for n in postgrest.notifies(timeout=5, stop_after=1)]
+    assert heard == ["reload schema"]  # so it sees the one relationship at once
     with psycopg.connect(database.url) as conn:
         names = conn.execute(
             "SELECT conname FROM pg_constraint WHERE contype = 'f'"

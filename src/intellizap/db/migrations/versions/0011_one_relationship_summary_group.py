@@ -10,8 +10,8 @@ The composite key implies the single-column one (same column, same referenced ke
 ``ON DELETE CASCADE``), so the single-column one is dropped whatever its name, and embedding
 resolves through the composite key, to the same group. It is dropped only once the composite key
 is validated: a database still holding rows written before 0007 that name another account's
-group (reported by 0007) keeps both, and a warning says what to do. One check fewer per new
-summary, too: the 09:00 tick inserts thousands at once.
+group (reported by 0007) keeps both, and a warning says what to do. PostgREST is told to reload
+its schema. One check fewer per new summary, too: the 09:00 tick inserts thousands at once.
 
 Revision ID: 0011
 Revises: 0010
@@ -67,6 +67,9 @@ def upgrade() -> None:
     quote = bind.dialect.identifier_preparer.quote
     for name in single:
         op.execute(f"ALTER TABLE resumos DROP CONSTRAINT {quote(name)}")
+    # PostgREST reads relationships once and caches them: tell it to read them again (Supabase
+    # also does on any DDL; a self-hosted PostgREST listens on this channel by default).
+    op.execute("NOTIFY pgrst, 'reload schema'")
 
 
 def downgrade() -> None:
