@@ -11,12 +11,13 @@ minutes; every quarter hour a tick examines the whole catch-up window, so after 
 missed summaries go out within 15 minutes.
 
 Claiming (the rows) and queueing (their jobs) happen in one statement per part, however many
-are due: the claim's own, which makes each claim's job from its row without the rows travelling to Python
-and back (``claims_repository``, ``jobs.deferrer``), so claims and jobs commit together. Older
-versions committed the claim first and queued after, so a process dying in between left a
-``pendente`` summary no job would write; catch-up ticks (and each process's first tick) still
-re-queue such orphans (see ``repository.orphaned_summaries``). After a burst the tick analyzes
-the job table (``jobs.refresh_queue_statistics``), once the jobs are committed.
+are due: the claim's own, which makes each claim's job from its row without the rows travelling
+to Python and back (``claims_repository``, ``jobs.deferrer``), so claims and jobs commit
+together. Older versions committed the claim first and queued after, so a process dying in
+between left a ``pendente`` summary no job would write; catch-up ticks (and each process's
+first tick) still re-queue such orphans (see ``repository.orphaned_summaries``). After a burst
+the tick analyzes the job table (``jobs.refresh_queue_statistics``), once the jobs are
+committed.
 
 A summary's job carries its deadline, ``SUMMARY_CATCHUP_HOURS`` after its due time: a throttled
 or failing LLM provider makes it retry until then, not for a fixed number of attempts.
@@ -166,7 +167,7 @@ async def claim_due_recaps(
     async with database.session() as session:
         rows = await claims_repository.claim_due_recap_rows(session, due, defer)
     claims = [
-        Claim(summary_id, group_id, due.astimezone(UTC)) for summary_id, group_id, due in rows
+        Claim(summary_id, group_id, due_at.astimezone(UTC)) for summary_id, group_id, due_at in rows
     ]
     if queue is not None:
         await jobs.refresh_queue_statistics(database, len(claims))
@@ -202,7 +203,8 @@ async def claim_due_digests(
             session, due, min(DIGEST_WAIT, due.grace), defer
         )
     claims = [
-        DigestClaim(digest_id, tenant_id, due.astimezone(UTC)) for digest_id, tenant_id, due in rows
+        DigestClaim(digest_id, tenant_id, due_at.astimezone(UTC))
+        for digest_id, tenant_id, due_at in rows
     ]
     if queue is not None:
         await jobs.refresh_queue_statistics(database, len(claims))
