@@ -15,14 +15,18 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 from psycopg import sql
 
+from intellizap.db import migrate
 from intellizap.db.embedded import EmbeddedPostgres
+
+if TYPE_CHECKING:
+    from .supabase_tenants import Supabase
 
 OWNER_ROLE = "intellizap_backend"
 
@@ -183,6 +187,26 @@ def create_database(
         with psycopg.connect(database.url, autocommit=True) as conn:
             conn.execute(LEGACY_SCHEMA)
     return database
+
+
+def _migrated_supabase(server_url: str) -> Supabase:
+    from .supabase_tenants import populate  # which imports this module
+
+    database = create_database(server_url, supabase_auth=True)
+    migrate.upgrade(database.url)
+    return populate(database)
+
+
+@pytest.fixture(scope="module")
+def supabase(migration_server: str) -> Supabase:
+    """A migrated Supabase-like database with two tenants, shared by a module's tests."""
+    return _migrated_supabase(migration_server)
+
+
+@pytest.fixture
+def fresh_supabase(migration_server: str) -> Supabase:
+    """The same, a database of its own: for tests that change more than rows."""
+    return _migrated_supabase(migration_server)
 
 
 @pytest.fixture

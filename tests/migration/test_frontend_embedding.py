@@ -16,7 +16,7 @@ from psycopg import sql
 from intellizap.db import migrate
 
 from .conftest import api_request, create_database
-from .supabase_tenants import AUTH_A, READABLE, Supabase, one, populate
+from .supabase_tenants import AUTH_A, READABLE, Supabase, one
 
 # Every foreign key between two tables the API roles read: (child, parent, child columns,
 # parent columns), the columns in key order. PostgREST lists the same from pg_constraint.
@@ -58,13 +58,6 @@ def embedded(supabase: Supabase, child: str, parent: str) -> list[tuple[Any, ...
         return conn.execute(query).fetchall()
 
 
-@pytest.fixture(scope="module")
-def supabase(migration_server: str) -> Supabase:
-    database = create_database(migration_server, supabase_auth=True)
-    migrate.upgrade(database.url)
-    return populate(database)
-
-
 def test_every_pair_of_tables_the_frontend_reads_is_joined_by_one_key(supabase: Supabase) -> None:
     ambiguous = {
         pair: keys for pair, keys in relationships(supabase.database.url).items() if len(keys) > 1
@@ -81,14 +74,12 @@ def test_a_summary_embeds_its_own_group_and_account(supabase: Supabase) -> None:
     assert (columns, referenced) == (["grupo_id", "usuario_id"], ["id", "usuario_id"])
 
 
-def test_deleting_a_group_still_deletes_its_summaries(migration_server: str) -> None:
-    database = create_database(migration_server, supabase_auth=True)
-    migrate.upgrade(database.url)
-    supabase = populate(database)
-    with psycopg.connect(database.url) as conn:
-        conn.execute("DELETE FROM grupos WHERE id = %s", (supabase.a.group,))
-        assert one(conn, "SELECT count(*) FROM resumos WHERE id = %s", (supabase.a.summary,)) == 0
-        assert one(conn, "SELECT count(*) FROM resumos WHERE id = %s", (supabase.b.summary,)) == 1
+def test_deleting_a_group_still_deletes_its_summaries(fresh_supabase: Supabase) -> None:
+    a, b = fresh_supabase.a, fresh_supabase.b
+    with psycopg.connect(fresh_supabase.database.url) as conn:
+        conn.execute("DELETE FROM grupos WHERE id = %s", (a.group,))
+        assert one(conn, "SELECT count(*) FROM resumos WHERE id = %s", (a.summary,)) == 0
+        assert one(conn, "SELECT count(*) FROM resumos WHERE id = %s", (b.summary,)) == 1
 
 
 def test_a_legacy_key_of_any_name_is_the_one_dropped(migration_server: str) -> None:

@@ -15,9 +15,7 @@ import pytest
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from intellizap.db import migrate
-
-from .conftest import api_request, create_database
+from .conftest import api_request
 from .supabase_tenants import (
     READABLE,
     WRITABLE_COLUMNS,
@@ -25,7 +23,6 @@ from .supabase_tenants import (
     attempt,
     columns_of,
     one,
-    populate,
     tables_in_public,
 )
 
@@ -42,13 +39,6 @@ INTERNAL = (
     "alembic_version",
 )
 ALL_TABLES = READABLE + INTERNAL
-
-
-@pytest.fixture(scope="module")
-def supabase(migration_server: str) -> Supabase:
-    database = create_database(migration_server, supabase_auth=True)
-    migrate.upgrade(database.url)
-    return populate(database)
 
 
 # -- read -------------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from .supabase_tenants import (
     Supabase,
     attempt,
     one,
-    populate,
 )
 
 API_ROLES = ("anon", "authenticated")
@@ -82,21 +81,6 @@ def tables_without_rls(database: MigrationDatabase) -> set[str]:
 def owner_reads(supabase: Supabase, query: str, params: tuple[Any, ...] = ()) -> list[Any]:
     with psycopg.connect(supabase.database.url) as conn:
         return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
-
-
-@pytest.fixture(scope="module")
-def supabase(migration_server: str) -> Supabase:
-    database = create_database(migration_server, supabase_auth=True)
-    migrate.upgrade(database.url)
-    return populate(database)
-
-
-@pytest.fixture
-def fresh_supabase(migration_server: str) -> Supabase:
-    """A database of its own, for tests that change more than rows."""
-    database = create_database(migration_server, supabase_auth=True)
-    migrate.upgrade(database.url)
-    return populate(database)
 
 
 # -- the attacks of the issue -------------------------------------------------------------------
